@@ -1,0 +1,1 @@
+"""Voxcast: voice broadcast over SIP through Asterisk ARI."""

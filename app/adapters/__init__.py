@@ -1,0 +1,1 @@
+"""Adapters to the outside: Asterisk ARI, the database, media."""

@@ -1,0 +1,1 @@
+"""Thin asyncio client for the Asterisk REST Interface."""

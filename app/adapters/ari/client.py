@@ -1,0 +1,108 @@
+"""ARI REST calls used by Voxcast, on one pooled aiohttp session.
+
+The pool stays below Asterisk's HTTP `sessionlimit`: past it Asterisk refuses requests and
+originated channels are left with nobody to hang them up (ASTERISK-NOTES, "Settings that matter").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from app.adapters.ari.errors import AriConflict, AriError, AriNotFound, AriUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class AriCredentials:
+    user: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"AriCredentials(user={self.user!r}, password=***)"
+
+
+class AriClient:
+    """REST half of ARI: originate, play, hang up, list channels."""
+
+    def __init__(self, base_url: str, credentials: AriCredentials, *, pool_size: int = 50,
+                 request_timeout: float = 10.0) -> None:
+        self._base = base_url.rstrip("/") + "/ari"
+        self._auth = aiohttp.BasicAuth(credentials.user, credentials.password)
+        self._pool_size = pool_size
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self._pool_size)
+        self._session = aiohttp.ClientSession(
+            connector=connector, auth=self._auth, timeout=self._timeout)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def asterisk_info(self) -> dict[str, Any]:
+        result = await self._request("GET", "/asterisk/info")
+        return result if isinstance(result, dict) else {}
+
+    async def originate(self, *, channel_id: str, endpoint: str, app: str, caller_id: str,
+                        timeout_seconds: int, app_args: str = "",
+                        variables: Mapping[str, str] | None = None) -> None:
+        """Create and dial a channel into the Stasis app; outcomes arrive as events."""
+        params = {"endpoint": endpoint, "app": app, "appArgs": app_args,
+                  "callerId": caller_id, "timeout": str(timeout_seconds),
+                  "channelId": channel_id}
+        await self._request("POST", "/channels", params=params,
+                            json={"variables": dict(variables or {})})
+
+    async def play(self, *, channel_id: str, playback_id: str, media: str) -> None:
+        await self._request("POST", f"/channels/{channel_id}/play/{playback_id}",
+                            params={"media": media})
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        await self._request("DELETE", f"/channels/{channel_id}", params={"reason": reason})
+
+    async def channel_ids(self) -> set[str]:
+        result = await self._request("GET", "/channels")
+        if not isinstance(result, list):
+            return set()
+        return {str(channel["id"]) for channel in result if isinstance(channel, dict)}
+
+    async def channel_exists(self, channel_id: str) -> bool:
+        try:
+            await self._request("GET", f"/channels/{channel_id}")
+        except AriNotFound:
+            return False
+        return True
+
+    async def _request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                       json: Any = None) -> Any:
+        if self._session is None:
+            raise AriUnavailable("the ARI client is not open")
+        try:
+            async with self._session.request(method, self._base + path, params=params,
+                                             json=json) as response:
+                if response.status == 204:
+                    return None
+                body = await response.text()
+                if response.status < 300:
+                    return await response.json(content_type=None) if body else None
+                raise _error_for(response.status, method, path, body)
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as error:
+            raise AriUnavailable(f"ARI {method} {path.split('/')[1]}: {type(error).__name__}") \
+                from error
+
+
+def _error_for(status: int, method: str, path: str, body: str) -> AriError:
+    # Asterisk's error bodies are short JSON like {"message": "Allocation failed"}.
+    message = f"ARI {method} /{path.split('/')[1]} answered {status}: {body.strip()[:200]}"
+    if status == 404:
+        return AriNotFound(message, status=status)
+    if status == 409:
+        return AriConflict(message, status=status)
+    return AriError(message, status=status)

@@ -1,0 +1,163 @@
+"""ARI events: the reconnecting websocket and the typed events Voxcast reacts to.
+
+aiohttp does not reconnect a websocket by itself, and after an Asterisk restart the Stasis app
+exists only once a websocket for it is connected again, so this loop reconnects with capped
+exponential backoff and exposes `connected` for the dialer: nobody dials while it is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from app.adapters.ari.client import AriCredentials
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRinging:
+    channel_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelAnswered:
+    channel_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackEnded:
+    channel_id: str
+    playback_id: str
+    succeeded: bool
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelGone:
+    """`ChannelDestroyed`: the one event every call ends with."""
+
+    channel_id: str
+    at: datetime
+    cause: int | None
+    cause_text: str | None
+    tech_cause: int | None
+
+
+ChannelEvent = ChannelRinging | ChannelAnswered | PlaybackEnded | ChannelGone
+
+
+def _timestamp(raw: dict[str, Any]) -> datetime:
+    text = raw.get("timestamp")
+    if isinstance(text, str):
+        try:
+            return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
+        except ValueError:
+            pass
+    return datetime.now(UTC)
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_event(raw: dict[str, Any]) -> ChannelEvent | None:
+    """Translate one ARI event to a typed event, or None when Voxcast does not use it."""
+    kind = raw.get("type")
+    channel = raw.get("channel") if isinstance(raw.get("channel"), dict) else {}
+    channel_id = str(channel.get("id", ""))
+    at = _timestamp(raw)
+    if kind == "ChannelStateChange" and channel_id:
+        if channel.get("state") == "Ringing":
+            return ChannelRinging(channel_id, at)
+        if channel.get("state") == "Up":
+            return ChannelAnswered(channel_id, at)
+        return None
+    if kind == "StasisStart" and channel_id and channel.get("state") == "Up":
+        return ChannelAnswered(channel_id, at)
+    if kind == "ChannelDestroyed" and channel_id:
+        return ChannelGone(channel_id, at, _int_or_none(raw.get("cause")),
+                           raw.get("cause_txt") if isinstance(raw.get("cause_txt"), str) else None,
+                           _int_or_none(raw.get("tech_cause")))
+    if kind == "PlaybackFinished":
+        playback = raw.get("playback") if isinstance(raw.get("playback"), dict) else {}
+        target = str(playback.get("target_uri", ""))
+        if not target.startswith("channel:"):
+            return None
+        return PlaybackEnded(target.removeprefix("channel:"), str(playback.get("id", "")),
+                             playback.get("state") == "done", at)
+    return None
+
+
+class AriEventStream:
+    """One websocket for the Stasis app, reconnected forever until closed."""
+
+    def __init__(self, base_url: str, app: str, credentials: AriCredentials,
+                 on_event: Callable[[ChannelEvent], None], *, max_backoff: float = 5.0) -> None:
+        self._url = base_url.rstrip("/").replace("http", "ws", 1) + "/ari/events"
+        self._app = app
+        self._auth = aiohttp.BasicAuth(credentials.user, credentials.password)
+        self._on_event = on_event
+        self._on_reconnect: Callable[[], Awaitable[None]] | None = None
+        self._max_backoff = max_backoff
+        self.connected = asyncio.Event()
+        self.disconnects = 0
+        self.ignored_events = 0
+
+    def set_reconnect_handler(self, handler: Callable[[], Awaitable[None]]) -> None:
+        """Called after every reconnect, to notice calls that ended while we were away."""
+        self._on_reconnect = handler
+
+    async def run(self) -> None:
+        """Connect, deliver events, and reconnect on any drop. Cancel to stop."""
+        backoff = 0.1
+        first = True
+        async with aiohttp.ClientSession(auth=self._auth) as session:
+            while True:
+                try:
+                    async with session.ws_connect(
+                        self._url, params={"app": self._app, "subscribeAll": "false"},
+                        heartbeat=10.0,
+                    ) as websocket:
+                        self.connected.set()
+                        backoff = 0.1
+                        log.info("ARI event stream connected (app %s)", self._app)
+                        if not first and self._on_reconnect is not None:
+                            await self._on_reconnect()
+                        first = False
+                        await self._consume(websocket)
+                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+                    log.debug("ARI event stream connect failed: %s", type(error).__name__)
+                if self.connected.is_set():
+                    self.disconnects += 1
+                    log.warning("ARI event stream lost; reconnecting")
+                self.connected.clear()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+
+    async def _consume(self, websocket: aiohttp.ClientWebSocketResponse) -> None:
+        async for message in websocket:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                break
+            try:
+                raw = json.loads(message.data)
+            except ValueError:
+                self.ignored_events += 1
+                continue
+            event = parse_event(raw) if isinstance(raw, dict) else None
+            if event is None:
+                self.ignored_events += 1
+                continue
+            self._on_event(event)

@@ -1,0 +1,259 @@
+"""The report store: durable intake, the call queue, call progress and the report queries.
+
+SQLite (through aiosqlite) is the embedded default; PostgreSQL serves several nodes, which then
+claim queued calls with `FOR UPDATE SKIP LOCKED` so no call is claimed twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, func, select, update
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from app.adapters.db.tables import Base, BroadcastRow, CallRow
+
+IN_FLIGHT_STATES = ("dialing", "ringing", "answered")
+
+
+@dataclass(frozen=True, slots=True)
+class NewBroadcast:
+    id: str
+    report_id: str
+    caller: str
+    playlist: list[dict[str, Any]]
+    created_at: datetime
+    calls: Sequence[tuple[str, str]]  # (call id, target) in recipient order
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedCall:
+    call_id: str
+    broadcast_id: str
+    target: str
+    caller: str
+    sounds: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    total: int
+    queued: int
+    in_progress: int
+    completed: int
+
+    @property
+    def finished(self) -> bool:
+        return self.completed >= self.total
+
+
+@dataclass(frozen=True, slots=True)
+class CallFinal:
+    """What a call's final record stores."""
+
+    result: str
+    disconnect_time: datetime | None
+    ring_time: datetime | None
+    connect_time: datetime | None
+    sip_code: int
+    sip_text: str
+    sip_code_source: str
+    q850_cause: int | None
+    q850_text: str | None
+    hangup_by: str | None
+    playback: list[str]
+
+
+def _tune_sqlite(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL keeps readers off the writer's back; NORMAL is durable across process crashes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        # One connection: SQLite has one writer anyway, and a single connection can never
+        # meet SQLITE_BUSY on a read-to-write upgrade.
+        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
+        event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+class ReportStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._skip_locked = engine.dialect.name == "postgresql"
+
+    @classmethod
+    async def open(cls, url: str) -> ReportStore:
+        engine = create_engine(url)
+        async with engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def ping(self) -> None:
+        async with self._sessions() as session:
+            await session.execute(select(1))
+
+    # --- intake ------------------------------------------------------------------------------
+
+    async def add_broadcast(self, new: NewBroadcast) -> None:
+        """Store the request and every recipient's row in one transaction."""
+        async with self._sessions.begin() as session:
+            session.add(BroadcastRow(
+                id=new.id, report_id=new.report_id, caller=new.caller, playlist=new.playlist,
+                media_state="pending", total_calls=len(new.calls), created_at=new.created_at))
+            await session.flush()
+            await session.execute(CallRow.__table__.insert(), [
+                {"id": call_id, "broadcast_id": new.id, "position": position,
+                 "target": target, "state": "queued", "request_time": new.created_at}
+                for position, (call_id, target) in enumerate(new.calls)
+            ])
+
+    # --- media -------------------------------------------------------------------------------
+
+    async def broadcasts_awaiting_media(self, limit: int = 20) -> list[BroadcastRow]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(BroadcastRow).where(BroadcastRow.media_state == "pending")
+                .order_by(BroadcastRow.created_at).limit(limit))
+            return list(rows)
+
+    async def set_media_ready(self, broadcast_id: str, sounds: list[str]) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(BroadcastRow).where(BroadcastRow.id == broadcast_id)
+                .values(media_state="ready", sounds=sounds))
+
+    async def fail_media(self, broadcast_id: str, reason: str, at: datetime) -> None:
+        """The media could not be prepared: no call is placed, every queued one fails."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(BroadcastRow).where(BroadcastRow.id == broadcast_id)
+                .values(media_state="failed", media_error=reason))
+            await session.execute(
+                update(CallRow)
+                .where(CallRow.broadcast_id == broadcast_id, CallRow.state == "queued")
+                .values(state="ended", result="failed", disconnect_time=at, sip_code=500,
+                        sip_text=reason, sip_code_source="none", playback=[]))
+
+    # --- the queue ---------------------------------------------------------------------------
+
+    async def claim_calls(self, node_id: str, limit: int) -> list[ClaimedCall]:
+        """Take up to `limit` queued calls whose media is ready, oldest first."""
+        async with self._sessions.begin() as session:
+            query = (
+                select(CallRow.id)
+                .join(BroadcastRow, BroadcastRow.id == CallRow.broadcast_id)
+                .where(CallRow.state == "queued", BroadcastRow.media_state == "ready")
+                .order_by(CallRow.request_time, CallRow.broadcast_id, CallRow.position)
+                .limit(limit))
+            if self._skip_locked:
+                query = query.with_for_update(skip_locked=True, of=CallRow)
+            ids = list(await session.scalars(query))
+            if not ids:
+                return []
+            await session.execute(
+                update(CallRow).where(CallRow.id.in_(ids))
+                .values(state="dialing", claimed_by=node_id))
+            rows = await session.execute(
+                select(CallRow.id, CallRow.broadcast_id, CallRow.target, BroadcastRow.caller,
+                       BroadcastRow.sounds)
+                .join(BroadcastRow, BroadcastRow.id == CallRow.broadcast_id)
+                .where(CallRow.id.in_(ids))
+                .order_by(CallRow.request_time, CallRow.broadcast_id, CallRow.position))
+            return [ClaimedCall(row.id, row.broadcast_id, row.target, row.caller,
+                                tuple(row.sounds or ())) for row in rows]
+
+    async def release_calls(self, call_ids: Sequence[str]) -> None:
+        """Give back claimed calls that were never dialled."""
+        if not call_ids:
+            return
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(CallRow)
+                .where(CallRow.id.in_(list(call_ids)), CallRow.state == "dialing",
+                       CallRow.setup_time.is_(None))
+                .values(state="queued", claimed_by=None))
+
+    async def mark_setup(self, call_id: str, at: datetime) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(CallRow).where(CallRow.id == call_id).values(setup_time=at))
+
+    async def save_progress(self, call_id: str, *, state: str, ring_time: datetime | None,
+                            connect_time: datetime | None) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(CallRow).where(CallRow.id == call_id, CallRow.state != "ended")
+                .values(state=state, ring_time=ring_time, connect_time=connect_time))
+
+    async def save_final(self, call_id: str, final: CallFinal) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(CallRow).where(CallRow.id == call_id, CallRow.state != "ended")
+                .values(state="ended", result=final.result,
+                        disconnect_time=final.disconnect_time, ring_time=final.ring_time,
+                        connect_time=final.connect_time, sip_code=final.sip_code,
+                        sip_text=final.sip_text, sip_code_source=final.sip_code_source,
+                        q850_cause=final.q850_cause, q850_text=final.q850_text,
+                        hangup_by=final.hangup_by, playback=final.playback))
+
+    async def in_flight_calls(self, node_id: str) -> list[CallRow]:
+        """Calls this node had dialled but not seen end (after a crash)."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(CallRow).where(CallRow.state.in_(IN_FLIGHT_STATES),
+                                      CallRow.claimed_by == node_id))
+            return list(rows)
+
+    # --- queries -----------------------------------------------------------------------------
+
+    async def broadcast(self, broadcast_id: str) -> BroadcastRow | None:
+        async with self._sessions() as session:
+            return await session.get(BroadcastRow, broadcast_id)
+
+    async def broadcast_by_report(self, report_id: str) -> BroadcastRow | None:
+        async with self._sessions() as session:
+            return await session.scalar(
+                select(BroadcastRow).where(BroadcastRow.report_id == report_id))
+
+    async def progress(self, broadcast_id: str) -> Progress:
+        async with self._sessions() as session:
+            result = await session.execute(
+                select(CallRow.state, func.count())
+                .where(CallRow.broadcast_id == broadcast_id).group_by(CallRow.state))
+            counts = {state: count for state, count in result.tuples()}
+        queued = counts.get("queued", 0)
+        completed = counts.get("ended", 0)
+        in_progress = sum(counts.get(state, 0) for state in IN_FLIGHT_STATES)
+        return Progress(queued + completed + in_progress, queued, in_progress, completed)
+
+    async def calls_of(self, broadcast_id: str) -> list[CallRow]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(CallRow).where(CallRow.broadcast_id == broadcast_id)
+                .order_by(CallRow.position))
+            return list(rows)
+
+    async def call(self, call_id: str) -> tuple[CallRow, BroadcastRow] | None:
+        async with self._sessions() as session:
+            row = (await session.execute(
+                select(CallRow, BroadcastRow)
+                .join(BroadcastRow, BroadcastRow.id == CallRow.broadcast_id)
+                .where(CallRow.id == call_id))).first()
+            return None if row is None else (row[0], row[1])

@@ -1,0 +1,66 @@
+"""The database schema: broadcast requests and one row per call, which is also the queue."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON,
+                           list[Any]: JSON}
+
+
+class BroadcastRow(Base):
+    """One accepted `POST /voice/call/play`."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    report_id: Mapped[str] = mapped_column(String(36), unique=True)
+    caller: Mapped[str] = mapped_column(String(64))
+    playlist: Mapped[list[Any]] = mapped_column()
+    # pending -> ready (sounds filled) or failed (media_error filled, every call failed)
+    media_state: Mapped[str] = mapped_column(String(16), default="pending")
+    sounds: Mapped[list[Any] | None] = mapped_column(nullable=True)
+    media_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    total_calls: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (Index("ix_broadcasts_media_state", "media_state"),)
+
+
+class CallRow(Base):
+    """One recipient of a broadcast: queued until a dialer claims it, then its record."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    broadcast_id: Mapped[str] = mapped_column(ForeignKey("broadcasts.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    target: Mapped[str] = mapped_column(String(256))
+    # queued -> dialing -> ringing -> answered -> ended
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    request_time: Mapped[datetime] = mapped_column()
+    setup_time: Mapped[datetime | None] = mapped_column(nullable=True)
+    ring_time: Mapped[datetime | None] = mapped_column(nullable=True)
+    connect_time: Mapped[datetime | None] = mapped_column(nullable=True)
+    disconnect_time: Mapped[datetime | None] = mapped_column(nullable=True)
+    result: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    sip_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    sip_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sip_code_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    q850_cause: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    q850_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    hangup_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    playback: Mapped[list[Any] | None] = mapped_column(nullable=True)
+
+    __table_args__ = (
+        Index("ix_calls_broadcast", "broadcast_id", "position"),
+        Index("ix_calls_queue", "state", "request_time", "broadcast_id", "position"),
+        Index("ix_calls_claimed", "claimed_by", "state"),
+    )

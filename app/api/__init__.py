@@ -1,0 +1,1 @@
+"""HTTP API: routes, request models and the response envelope."""

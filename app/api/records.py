@@ -1,0 +1,64 @@
+"""The report's record shape: the founding field names, in one place."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from app.adapters.db.store import Progress
+from app.adapters.db.tables import BroadcastRow, CallRow
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # UTC
+
+
+def format_time(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime(TIME_FORMAT)
+
+
+def _seconds_between(start: datetime, end: datetime) -> int:
+    start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    end = end if end.tzinfo else end.replace(tzinfo=UTC)
+    return max(0, round((end - start).total_seconds()))
+
+
+def call_record(call: CallRow, broadcast: BroadcastRow) -> dict[str, Any]:
+    """One call as the report shows it. `connect_time` is absent when not answered."""
+    answered = call.connect_time is not None
+    record: dict[str, Any] = {
+        "type": "voice",
+        "id": call.id,
+        "result": call.result or "pending",
+        "request_time": format_time(call.request_time),
+        "to": call.target,
+        "from": broadcast.caller,
+        "setup_time": format_time(call.setup_time),
+    }
+    if call.ring_time is not None:
+        record["ring_time"] = format_time(call.ring_time)
+    if call.connect_time is not None:
+        record["connect_time"] = format_time(call.connect_time)
+    record.update({
+        "disconnect_time": format_time(call.disconnect_time),
+        "disconnect_cause_code": None if call.sip_code is None else str(call.sip_code),
+        "disconnect_cause_text": call.sip_text,
+        "duration": (_seconds_between(call.connect_time, call.disconnect_time)
+                     if call.connect_time is not None and call.disconnect_time is not None
+                     else 0),
+        "answered": answered,
+        "sip_code_source": call.sip_code_source,
+        "q850_cause": call.q850_cause,
+        "q850_text": call.q850_text,
+        "hangup_by": call.hangup_by,
+        "playback": call.playback or [],
+        "state": call.state,
+    })
+    return record
+
+
+def progress_object(progress: Progress) -> dict[str, int]:
+    return {"total": progress.total, "queued": progress.queued,
+            "in_progress": progress.in_progress, "completed": progress.completed}

@@ -1,0 +1,96 @@
+"""HTTP resources: validate, call a service, serialise. Nothing else happens here."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from app.api.envelope import ApiError, not_found, ok, read_json
+from app.api.models import PlayRequest
+from app.api.records import call_record, progress_object
+from app.services.intake import Intake
+from app.services.reports import ReportQueries
+
+INTAKE = web.AppKey("intake", Intake)
+QUERIES = web.AppKey("queries", ReportQueries)
+LIMITS = web.AppKey("limits", dict[str, int])
+READINESS = web.AppKey("readiness", object)
+
+
+def _field_path(location: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
+def validation_error(error: ValidationError) -> ApiError:
+    details = []
+    for problem in error.errors(include_url=False, include_input=False):
+        location = tuple(part for part in problem["loc"] if part != "function-after[_sip_uri()]")
+        message = problem["msg"].removeprefix("Value error, ")
+        details.append({"field": _field_path(location), "message": message})
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+    more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
+    return ApiError(400, "invalid_request", summary + more, details)
+
+
+def _uuid_or_404(text: str, what: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError as error:
+        raise not_found(what) from error
+
+
+async def submit_play(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", "body: must be a JSON object")
+    try:
+        play = PlayRequest.model_validate(body, context=request.app[LIMITS])
+    except ValidationError as error:
+        raise validation_error(error) from error
+    accepted = await request.app[INTAKE].submit(
+        targets=play.targets(), caller=play.caller,
+        playlist=[item.model_dump() for item in play.playlist])
+    return ok({}, request_id=accepted.request_id)
+
+
+async def call_or_request_status(request: web.Request) -> web.Response:
+    """`/voice/call/status/{id}`: a request's report reference, or one call's record."""
+    queries = request.app[QUERIES]
+    item_id = _uuid_or_404(request.match_info["id"], "request or call")
+    status = await queries.status(item_id)
+    if status is not None:
+        ready = status.progress.finished
+        return ok({"report": {"id": status.broadcast.report_id, "location": "/reports",
+                              "status": "ready" if ready else "pending",
+                              "progress": progress_object(status.progress)}},
+                  request_id=item_id)
+    found = await queries.call(item_id)
+    if found is None:
+        raise not_found("request or call")
+    call, broadcast = found
+    return ok({"record": call_record(call, broadcast)}, request_id=item_id)
+
+
+async def report(request: web.Request) -> web.Response:
+    report_id = _uuid_or_404(request.match_info["report_id"], "report")
+    found = await request.app[QUERIES].report(report_id)
+    if found is None:
+        raise not_found("report")
+    if not found.progress.finished:
+        return ok({"status": "pending", "progress": progress_object(found.progress),
+                   "records": []}, request_id=report_id)
+    return ok({"status": "ready", "progress": progress_object(found.progress),
+               "records": [call_record(call, found.broadcast) for call in found.calls]},
+              request_id=report_id)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/voice/call/play", submit_play)
+    app.router.add_get("/voice/call/status/{id}", call_or_request_status)
+    app.router.add_get("/report/{report_id}", report)
+    app.router.add_get("/reports/{report_id}", report)

@@ -1,0 +1,136 @@
+"""Typed, frozen settings read once from `VOXCAST_*` variables, with one aggregated error."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+PREFIX = "VOXCAST_"
+
+
+class SettingsError(ValueError):
+    """Every bad setting at once, so an operator fixes them in one go."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A value that never prints."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret(***)" if self.value else "Secret('')"
+
+    def __str__(self) -> str:
+        return "***"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service is told. Names below map to `VOXCAST_<NAME>`."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    runtime_dir: Path = Path("var")
+    database_url: str = ""  # default: SQLite in runtime_dir
+    node_id: str = "node-1"
+    instance_name: str = "default"  # names this service's Asterisk folder; tests use their own
+    # Asterisk
+    asterisk_root: Path = Path("/")  # "/" for a native Asterisk, else the chroot it runs in
+    ari_url: str = "http://127.0.0.1:8088"
+    ari_user: str = "voxcast"
+    ari_password: Secret = Secret("")
+    ari_app: str = "voxcast"
+    ari_pool_size: int = 50
+    sip_endpoint: str = "voxcast-out"
+    sip_port: int = 5060
+    ami_port: int = 5038
+    ami_user: str = "voxcast-monitor"
+    ami_password: Secret = Secret("")
+    rtp_start: int = 10000
+    rtp_end: int = 10999
+    # Dialling
+    calls_per_second: float = 10.0
+    max_concurrent_calls: int = 100
+    ring_timeout: int = 30
+    max_call_seconds: int = 3600
+    drain_timeout: float = 10.0
+    # Limits
+    max_recipients: int = 100_000
+    max_playlist_items: int = 20
+    max_body_bytes: int = 16 * 1024 * 1024
+    # Media
+    media_connect_timeout: float = 5.0
+    media_total_timeout: float = 30.0
+    media_max_bytes: int = 50 * 1024 * 1024
+
+    @property
+    def ari_http_port(self) -> int:
+        match = re.search(r":(\d+)", self.ari_url.split("//", 1)[-1])
+        return int(match.group(1)) if match else 80
+
+    @property
+    def instance_dir(self) -> Path:
+        """Asterisk's folder for this instance; inside the chroot when there is one."""
+        return self.asterisk_root / "srv" / "voxcast" / self.instance_name
+
+    @property
+    def sound_dir(self) -> Path:
+        return self.instance_dir / "sounds"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.runtime_dir / 'voxcast.db'}"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def _parse(kind: Any, text: str) -> Any:
+    parsers: dict[Any, Callable[[str], Any]] = {
+        int: int, float: float, str: str, Path: Path, Secret: Secret,
+        "int": int, "float": float, "str": str, "Path": Path, "Secret": Secret,
+    }
+    return parsers[kind](text)
+
+
+def _check(settings: Settings) -> list[str]:
+    problems = []
+    if settings.calls_per_second <= 0:
+        problems.append("VOXCAST_CALLS_PER_SECOND must be above 0")
+    for name in ("max_concurrent_calls", "ring_timeout", "max_recipients", "max_playlist_items",
+                 "ari_pool_size", "max_body_bytes", "max_call_seconds"):
+        if getattr(settings, name) < 1:
+            problems.append(f"VOXCAST_{name.upper()} must be at least 1")
+    if settings.ari_pool_size >= 1000:
+        problems.append("VOXCAST_ARI_POOL_SIZE must stay below Asterisk's sessionlimit (1000)")
+    for name in ("port", "sip_port", "ami_port", "rtp_start", "rtp_end"):
+        if not 1 <= getattr(settings, name) <= 65535:
+            problems.append(f"VOXCAST_{name.upper()} must be a port number (1-65535)")
+    if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", settings.instance_name) is None:
+        problems.append("VOXCAST_INSTANCE_NAME must be 1-64 letters, digits, _ or -")
+    if not settings.ari_url.startswith(("http://", "https://")):
+        problems.append("VOXCAST_ARI_URL must be an http or https URL")
+    return problems
+
+
+def settings_from_environment(environ: Mapping[str, str]) -> Settings:
+    """Read `VOXCAST_*` variables; raise SettingsError listing every bad one."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for setting in fields(Settings):
+        raw = environ.get(PREFIX + setting.name.upper())
+        if raw is None or raw == "":
+            continue
+        try:
+            values[setting.name] = _parse(setting.type, raw)
+        except (ValueError, KeyError):
+            problems.append(f"{PREFIX}{setting.name.upper()} is not a valid {setting.type}")
+    settings = Settings(**values)
+    problems.extend(_check(settings))
+    if problems:
+        raise SettingsError("; ".join(problems))
+    return settings
