@@ -82,9 +82,9 @@ async def report(request: web.Request) -> web.Response:
     if found is None:
         raise not_found("report")
     if not found.progress.finished:
-        return ok({"status": "pending", "progress": progress_object(found.progress),
+        return ok({"report_status": "pending", "progress": progress_object(found.progress),
                    "records": []}, request_id=report_id)
-    return ok({"status": "ready", "progress": progress_object(found.progress),
+    return ok({"report_status": "ready", "progress": progress_object(found.progress),
                "records": [call_record(call, found.broadcast) for call in found.calls]},
               request_id=report_id)
 

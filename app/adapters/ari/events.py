@@ -73,10 +73,14 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def parse_event(raw: dict[str, Any]) -> ChannelEvent | None:
     """Translate one ARI event to a typed event, or None when Voxcast does not use it."""
     kind = raw.get("type")
-    channel = raw.get("channel") if isinstance(raw.get("channel"), dict) else {}
+    channel = _object(raw.get("channel"))
     channel_id = str(channel.get("id", ""))
     at = _timestamp(raw)
     if kind == "ChannelStateChange" and channel_id:
@@ -92,7 +96,7 @@ def parse_event(raw: dict[str, Any]) -> ChannelEvent | None:
                            raw.get("cause_txt") if isinstance(raw.get("cause_txt"), str) else None,
                            _int_or_none(raw.get("tech_cause")))
     if kind == "PlaybackFinished":
-        playback = raw.get("playback") if isinstance(raw.get("playback"), dict) else {}
+        playback = _object(raw.get("playback"))
         target = str(playback.get("target_uri", ""))
         if not target.startswith("channel:"):
             return None
@@ -108,7 +112,7 @@ class AriEventStream:
                  on_event: Callable[[ChannelEvent], None], *, max_backoff: float = 5.0) -> None:
         self._url = base_url.rstrip("/").replace("http", "ws", 1) + "/ari/events"
         self._app = app
-        self._auth = aiohttp.BasicAuth(credentials.user, credentials.password)
+        self._headers = credentials.authorization_header()
         self._on_event = on_event
         self._on_reconnect: Callable[[], Awaitable[None]] | None = None
         self._max_backoff = max_backoff
@@ -124,7 +128,7 @@ class AriEventStream:
         """Connect, deliver events, and reconnect on any drop. Cancel to stop."""
         backoff = 0.1
         first = True
-        async with aiohttp.ClientSession(auth=self._auth) as session:
+        async with aiohttp.ClientSession(headers=self._headers) as session:
             while True:
                 try:
                     async with session.ws_connect(
@@ -138,7 +142,7 @@ class AriEventStream:
                             await self._on_reconnect()
                         first = False
                         await self._consume(websocket)
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+                except (TimeoutError, aiohttp.ClientError, OSError) as error:
                     log.debug("ARI event stream connect failed: %s", type(error).__name__)
                 if self.connected.is_set():
                     self.disconnects += 1

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -118,7 +118,7 @@ class ReportStore:
                 id=new.id, report_id=new.report_id, caller=new.caller, playlist=new.playlist,
                 media_state="pending", total_calls=len(new.calls), created_at=new.created_at))
             await session.flush()
-            await session.execute(CallRow.__table__.insert(), [
+            await session.execute(insert(CallRow), [
                 {"id": call_id, "broadcast_id": new.id, "position": position,
                  "target": target, "state": "queued", "request_time": new.created_at}
                 for position, (call_id, target) in enumerate(new.calls)
@@ -229,8 +229,9 @@ class ReportStore:
 
     async def broadcast_by_report(self, report_id: str) -> BroadcastRow | None:
         async with self._sessions() as session:
-            return await session.scalar(
+            found: BroadcastRow | None = await session.scalar(
                 select(BroadcastRow).where(BroadcastRow.report_id == report_id))
+            return found
 
     async def progress(self, broadcast_id: str) -> Progress:
         async with self._sessions() as session:

@@ -1,0 +1,47 @@
+# Voxcast: `make run` and `make test` do all the set-up a fresh machine needs.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PROVISION := ./asterisk/provision.sh
+
+.PHONY: run demo test unit e2e lint bench venv asterisk clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+asterisk:
+	$(PROVISION) >/dev/null
+
+# Asterisk and the API on 127.0.0.1:8080 in the foreground; Ctrl-C stops both.
+run: venv
+	VOXCAST_ASTERISK_ROOT="$$($(PROVISION))" $(PY) -m app run
+
+# SIPp far ends on 127.0.0.1 (answer, busy, not found, decline, ring), one request, the report.
+demo: venv
+	VOXCAST_ASTERISK_ROOT="$$($(PROVISION))" $(PY) -m app demo
+
+lint: venv
+	$(VENV)/bin/ruff check app tests bench
+	$(VENV)/bin/mypy
+
+# Unit, store (SQLite and PostgreSQL) and the end-to-end tier on a real Asterisk with SIPp.
+test: venv lint
+	VOXCAST_ASTERISK_ROOT="$$($(PROVISION))" $(VENV)/bin/pytest
+
+unit: venv
+	$(VENV)/bin/pytest -m "not e2e"
+
+e2e: venv
+	VOXCAST_ASTERISK_ROOT="$$($(PROVISION))" $(VENV)/bin/pytest -m e2e
+
+bench: venv
+	VOXCAST_ASTERISK_ROOT="$$($(PROVISION))" $(PY) -m bench.load
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

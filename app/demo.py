@@ -1,0 +1,118 @@
+"""`make demo`: one broadcast to SIPp far ends on 127.0.0.1, with progress, then the report.
+
+Self-contained: it starts its own Asterisk instance, the service, a WAV server and the far ends
+(answer, busy, not found, decline, ring without answer), all on loopback and free ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import socket
+import time
+from collections.abc import Mapping
+
+import aiohttp
+import numpy as np
+import soundfile
+from aiohttp import web
+
+from app.media_plane.sipp import SippFarEnd
+from app.runtime import layout_of, running_asterisk, serving
+from app.settings import Settings
+
+FAR_ENDS = (("answer", "alice"), ("reject_486", "busy-bob"), ("reject_404", "nobody"),
+            ("reject_603", "declining-dan"), ("ring", "ringing-rita"))
+DEMO_LIMIT_SECONDS = 90
+
+
+def tone_wav(seconds: float, rate: int = 44100, channels: int = 2, hz: float = 440.0) -> bytes:
+    """A sine tone as a 16-bit WAV, deliberately not in Asterisk's format (it gets converted)."""
+    frames = np.arange(int(seconds * rate)) / rate
+    mono = 0.3 * np.sin(2 * np.pi * hz * frames)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.repeat(mono[:, None], channels, axis=1), rate, format="WAV",
+                    subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def _free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _serve_wav(audio: bytes) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+
+    async def hello(_request: web.Request) -> web.Response:
+        return web.Response(body=audio, content_type="audio/wav")
+
+    app.router.add_get("/voices/hello.wav", hello)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}/voices/hello.wav"
+
+
+def demo_settings(settings: Settings) -> Settings:
+    return settings.with_overrides(
+        instance_name="demo", runtime_dir=settings.runtime_dir / "demo",
+        port=_free_port(), ari_url=f"http://127.0.0.1:{_free_port()}",
+        sip_port=_free_port(socket.SOCK_DGRAM), ami_port=_free_port(),
+        rtp_start=12000, rtp_end=12199, ring_timeout=8, calls_per_second=5)
+
+
+async def run_demo(base: Settings) -> int:
+    settings = demo_settings(base)
+    layout = layout_of(settings)
+    wav_runner, wav_url = await _serve_wav(tone_wav(4.0))
+    far_ends: list[SippFarEnd] = []
+    try:
+        async with running_asterisk(settings), serving(settings):
+            recipients = []
+            for scenario, user in FAR_ENDS:
+                far_end = SippFarEnd(root=settings.asterisk_root, scenario=f"{scenario}.xml",
+                                     port=_free_port(socket.SOCK_DGRAM),
+                                     work_dir=layout.sipp_dir / scenario)
+                await far_end.start()
+                far_ends.append(far_end)
+                recipients.append({"to": f"sip:{user}@127.0.0.1:{far_end.port}"})
+            recipients.append({"to": f"sip:nobody-home@127.0.0.1:{_free_port(socket.SOCK_DGRAM)}"})
+            body = {"recipients": recipients, "from": "voxcast-demo",
+                    "playlist": [{"play": wav_url}]}
+            return await _submit_and_report(f"http://{settings.host}:{settings.port}", body)
+    finally:
+        for far_end in far_ends:
+            await far_end.stop()
+        await wav_runner.cleanup()
+
+
+async def _submit_and_report(api: str, body: Mapping[str, object]) -> int:
+    async with aiohttp.ClientSession() as http:
+        print("POST /voice/call/play\n" + json.dumps(body, indent=2))
+        async with http.post(f"{api}/voice/call/play", json=body) as response:
+            accepted = await response.json()
+        print(json.dumps(accepted, indent=2))
+        request_id = accepted["request_id"]
+        deadline = time.monotonic() + DEMO_LIMIT_SECONDS
+        while time.monotonic() < deadline:
+            async with http.get(f"{api}/voice/call/status/{request_id}") as response:
+                status = await response.json()
+            progress = status["report"]["progress"]
+            done = progress["completed"]
+            bar = "#" * done + "." * (progress["total"] - done)
+            print(f"\r[{bar}] {done}/{progress['total']} ended, "
+                  f"{progress['in_progress']} live, {progress['queued']} queued", end="",
+                  flush=True)
+            if status["report"]["status"] == "ready":
+                print()
+                async with http.get(f"{api}/report/{status['report']['id']}") as response:
+                    report = await response.json()
+                print(f"GET /report/{status['report']['id']}\n" + json.dumps(report, indent=2))
+                return 0
+            await asyncio.sleep(0.5)
+        print("\nthe report was not ready in time")
+        return 1

@@ -1,0 +1,131 @@
+"""The composition root: `create_app(settings)` wires every part, in dependency order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from app.adapters.ari.client import AriClient, AriCredentials
+from app.adapters.ari.events import AriEventStream
+from app.adapters.ari.routing import ChannelEventRouter
+from app.adapters.db.store import ReportStore
+from app.adapters.media.fetcher import MediaFetcher
+from app.api.envelope import ApiError, error_middleware, ok
+from app.api.routes import INTAKE, LIMITS, QUERIES, add_routes
+from app.media_plane.layout import AsteriskLayout
+from app.services.dialer import Dialer, DialerLimits
+from app.services.intake import Intake
+from app.services.media_library import MediaLibrary
+from app.services.media_preparation import MediaPreparation
+from app.services.reports import ReportQueries
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", ReportStore)
+DIALER = web.AppKey("dialer", Dialer)
+EVENT_STREAM = web.AppKey("event_stream", AriEventStream)
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware],
+                          client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[LIMITS] = {"max_recipients": settings.max_recipients,
+                   "max_playlist": settings.max_playlist_items}
+    app.cleanup_ctx.append(_services)
+    add_routes(app)
+    app.router.add_get("/health", _health)
+    app.router.add_get("/ready", _ready)
+    return app
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    settings.runtime_dir.mkdir(parents=True, exist_ok=True)
+    store = await ReportStore.open(settings.resolved_database_url)
+    credentials = AriCredentials(settings.ari_user, settings.ari_password.value)
+    ari = AriClient(settings.ari_url, credentials, pool_size=settings.ari_pool_size)
+    await ari.open()
+    router = ChannelEventRouter()
+    layout = AsteriskLayout(root=settings.asterisk_root, instance_dir=settings.instance_dir)
+    settings.sound_dir.mkdir(parents=True, exist_ok=True)
+    fetch_session = aiohttp.ClientSession()
+    fetcher = MediaFetcher(fetch_session, connect_timeout=settings.media_connect_timeout,
+                           total_timeout=settings.media_total_timeout,
+                           max_bytes=settings.media_max_bytes)
+    library = MediaLibrary(fetcher, settings.sound_dir, layout.inside)
+
+    events = AriEventStream(settings.ari_url, settings.ari_app, credentials, router.dispatch)
+    dialer = Dialer(
+        store=store, ari=ari, router=router, connected=events.connected,
+        limits=DialerLimits(settings.calls_per_second, settings.max_concurrent_calls,
+                            settings.ring_timeout, settings.max_call_seconds),
+        node_id=settings.node_id, sip_endpoint=settings.sip_endpoint,
+        ari_app=settings.ari_app)
+    events.set_reconnect_handler(dialer.reconcile)
+    media = MediaPreparation(store, library, on_ready=dialer.wake)
+
+    def accepted() -> None:
+        media.wake()
+        dialer.wake()
+
+    app[STORE] = store
+    app[DIALER] = dialer
+    app[EVENT_STREAM] = events
+    app[INTAKE] = Intake(store, on_accepted=accepted)
+    app[QUERIES] = ReportQueries(store)
+
+    tasks = [_owned(events.run(), "ari-events"), _owned(media.run(), "media-preparation"),
+             _owned(dialer.run(), "dialer")]
+    try:
+        yield
+    finally:
+        # Stop claiming first, then drain live calls while events still flow, then the rest.
+        dialer_task = tasks[2]
+        dialer_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dialer_task
+        await dialer.shutdown(settings.drain_timeout)
+        for task in tasks[:2]:
+            task.cancel()
+        await asyncio.gather(*tasks[:2], return_exceptions=True)
+        await fetch_session.close()
+        await ari.close()
+        await store.close()
+
+
+def _owned(coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    """A background task whose crash is logged loudly instead of vanishing."""
+    task = asyncio.create_task(coroutine, name=name)
+
+    def done(finished: asyncio.Task[None]) -> None:
+        if not finished.cancelled() and finished.exception() is not None:
+            log.critical("background task %s crashed", name, exc_info=finished.exception())
+
+    task.add_done_callback(done)
+    return task
+
+
+async def _health(_request: web.Request) -> web.Response:
+    return ok({"health": "alive"}, request_id="")
+
+
+async def _ready(request: web.Request) -> web.Response:
+    problems = []
+    if not request.app[EVENT_STREAM].connected.is_set():
+        problems.append("ARI event stream not connected")
+    try:
+        await request.app[STORE].ping()
+    except Exception:  # noqa: BLE001 - any database failure means not ready
+        problems.append("database unreachable")
+    if problems:
+        raise ApiError(503, "not_ready", "; ".join(problems))
+    return ok({"ready": True}, request_id="")

@@ -1,0 +1,1 @@
+"""Media plane: the Asterisk instance and the SIPp far ends that Voxcast runs and talks to."""

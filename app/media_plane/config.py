@@ -1,0 +1,144 @@
+"""Render the Asterisk configuration of one instance from asterisk/templates, validated first."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import re
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import jinja2
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "asterisk" / "templates"
+
+# Strict allow-lists: a value ends up inside an Asterisk config line, where a newline, ";",
+# "[", "]" or "=" could start a comment, a section or another option.
+_PASSWORD = re.compile(r"[A-Za-z0-9_-]{16,128}")
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_PATH = re.compile(r"/[A-Za-z0-9_./-]*")
+# Asterisk's control socket is <instance_dir>/run/asterisk.ctl; a Unix socket path must fit
+# in 108 bytes.
+_MAX_PATH_LEN = 90
+
+_PASSWORD_FIELDS = ("ari_password", "ami_password")
+_NAME_FIELDS = ("ari_user", "ami_user", "sip_endpoint")
+_PORT_FIELDS = ("http_port", "sip_port", "ami_port", "rtp_start", "rtp_end")
+
+
+class ConfigValueError(ValueError):
+    """A configuration value is unsafe or inconsistent; `field` names it (never the value)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class AsteriskConfigValues:
+    """Everything the templates need. `instance_dir` is the folder as Asterisk sees it."""
+
+    instance_dir: str
+    http_port: int
+    sip_port: int
+    ami_port: int
+    rtp_start: int
+    rtp_end: int
+    ari_user: str
+    ari_password: str
+    ami_user: str
+    ami_password: str
+    sip_endpoint: str
+
+    def __repr__(self) -> str:
+        shown = (
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.name not in _PASSWORD_FIELDS
+        )
+        return f"AsteriskConfigValues({', '.join(shown)}, passwords=<hidden>)"
+
+
+def _check_string(values: AsteriskConfigValues, field: str, pattern: re.Pattern[str]) -> str:
+    value = getattr(values, field)
+    if not isinstance(value, str):
+        raise ConfigValueError(field, "must be a string")
+    # fullmatch with explicit ASCII classes: no "$"-before-newline or Unicode-digit surprises.
+    if not pattern.fullmatch(value):
+        raise ConfigValueError(field, f"must match {pattern.pattern}")
+    return value
+
+
+def _check_port(values: AsteriskConfigValues, field: str) -> int:
+    value = getattr(values, field)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigValueError(field, "must be an integer")
+    if not 1 <= value <= 65535:
+        raise ConfigValueError(field, "must be between 1 and 65535")
+    return value
+
+
+def validate_config_values(values: AsteriskConfigValues) -> None:
+    """Raise ConfigValueError for the first value that is unsafe to put in a config file."""
+    instance_dir = _check_string(values, "instance_dir", _PATH)
+    if posixpath.normpath(instance_dir) != instance_dir or instance_dir == "/":
+        raise ConfigValueError("instance_dir", "must be a normalised folder below /")
+    if len(instance_dir) > _MAX_PATH_LEN:
+        raise ConfigValueError("instance_dir", f"must be at most {_MAX_PATH_LEN} characters")
+    for field in _PASSWORD_FIELDS:
+        _check_string(values, field, _PASSWORD)
+    for field in _NAME_FIELDS:
+        _check_string(values, field, _NAME)
+    ports = {field: _check_port(values, field) for field in _PORT_FIELDS}
+    if ports["rtp_start"] >= ports["rtp_end"]:
+        raise ConfigValueError("rtp_end", "must be greater than rtp_start")
+    if ports["http_port"] == ports["ami_port"]:
+        raise ConfigValueError("ami_port", "must differ from http_port (both TCP)")
+    if ports["rtp_start"] <= ports["sip_port"] <= ports["rtp_end"]:
+        raise ConfigValueError("sip_port", "must be outside the RTP range (both UDP)")
+
+
+def _environment() -> jinja2.Environment:
+    # Asterisk config, not HTML: escaping would corrupt it; values are validated instead.
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701
+    )
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` with mode 0600, atomically (a reader never sees half a file)."""
+    # mkstemp creates the file 0600, so the passwords are never readable by others.
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def render_asterisk_config(values: AsteriskConfigValues, out_dir: Path) -> list[Path]:
+    """Validate `values`, render every template into `out_dir`, return the written files."""
+    validate_config_values(values)
+    env = _environment()
+    context = {f.name: getattr(values, f.name) for f in fields(values)}
+    rendered = {
+        name.removesuffix(".j2"): env.get_template(name).render(context)
+        for name in sorted(env.list_templates(filter_func=lambda n: n.endswith(".conf.j2")))
+    }
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    written = []
+    for name, text in rendered.items():
+        target = out_dir / name
+        _write_private(target, text)
+        written.append(target)
+    return written

@@ -1,0 +1,78 @@
+"""Generate the ARI and AMI passwords once, keep them in a private file, reuse them afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+_PASSWORD = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+
+@dataclass(frozen=True, repr=False)
+class MediaPlaneSecrets:
+    """The media plane's credentials. Its repr never shows them."""
+
+    ari_password: str
+    ami_password: str
+
+    def __repr__(self) -> str:
+        return "MediaPlaneSecrets(ari_password=<hidden>, ami_password=<hidden>)"
+
+
+def _generate() -> MediaPlaneSecrets:
+    # token_urlsafe(24) gives 32 characters of [A-Za-z0-9_-]: safe in a config line.
+    return MediaPlaneSecrets(
+        ari_password=secrets.token_urlsafe(24), ami_password=secrets.token_urlsafe(24)
+    )
+
+
+def _read(path: Path) -> MediaPlaneSecrets:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    values = {}
+    for key in ("ari_password", "ami_password"):
+        value = data.get(key)
+        if not isinstance(value, str) or not _PASSWORD.fullmatch(value):
+            raise ValueError(f"{path}: {key} is missing or malformed")
+        values[key] = value
+    # Tighten a file that was made readable by others since it was written.
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        path.chmod(0o600)
+    return MediaPlaneSecrets(**values)
+
+
+def _create(path: Path, created: MediaPlaneSecrets) -> None:
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(
+                {"ari_password": created.ari_password, "ami_password": created.ami_password},
+                handle,
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
+        # link() fails if the file exists, so two first runs racing cannot overwrite each
+        # other: the loser reads the winner's file.
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp_name, path)
+    finally:
+        os.unlink(tmp_name)
+
+
+def load_or_create_secrets(path: Path) -> MediaPlaneSecrets:
+    """Return the secrets stored at `path`, generating and storing them (0600) on first use."""
+    if not path.exists():
+        parent_existed = path.parent.exists()
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not parent_existed:
+            path.parent.chmod(0o700)  # mkdir's mode is reduced by the umask
+        _create(path, _generate())
+    return _read(path)

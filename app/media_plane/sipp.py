@@ -1,0 +1,214 @@
+"""Run a SIPp far end (a UAS scenario from asterisk/sipp) for tests, demos and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import shutil
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from app.media_plane.layout import path_inside_root
+
+log = logging.getLogger(__name__)
+
+SCENARIO_DIR = Path(__file__).resolve().parents[2] / "asterisk" / "sipp"
+SIPP_BINARY = "/usr/bin/sipp"  # inside the root; Debian's path
+_SCENARIO_NAME = re.compile(r"[a-z0-9_]+")
+_READY_TIMEOUT = 5.0
+_TAIL_BYTES = 3000
+
+
+class SippStartError(RuntimeError):
+    """SIPp exited or did not bind its SIP port; the message carries the end of its output."""
+
+
+def _udp_port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_media_port() -> int:
+    """An even UDP port on 127.0.0.1 that is free, with port + 2 free too (SIPp's video)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1]) & ~1
+        if port >= 1024 and _udp_port_free(port) and _udp_port_free(port + 2):
+            return port
+    raise OSError("no free UDP port pair for SIPp media")
+
+
+def _udp_bound_by(pid: int, port: int) -> bool:
+    """True once process `pid` holds a socket bound to UDP 127.0.0.1:port.
+
+    Read from /proc (no probing that could race SIPp's own bind); matching the socket inode
+    to the process keeps a leftover SIPp on the same port from passing for this one.
+    """
+    wanted = f"0100007F:{port:04X}"
+    try:
+        with open("/proc/net/udp", encoding="ascii") as table:
+            inodes = {
+                fields[9]
+                for fields in (line.split() for line in list(table)[1:])
+                if fields[1] == wanted
+            }
+        if not inodes:
+            return False
+        links = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+    except OSError:
+        return False
+    return any(f"socket:[{inode}]" in links for inode in inodes)
+
+
+class SippFarEnd:
+    """One SIPp UAS on 127.0.0.1:`port` running `scenario` (e.g. "answer" or "answer.xml").
+
+    `work_dir` is a host folder inside `root`: the scenario is copied there so a chrooted
+    SIPp can read it, and SIPp writes its logs there. `extra_args` go to SIPp as given
+    (e.g. ["-d", "2000"] for answer_then_bye). With `rtp_echo`, SIPp binds the media port
+    and echoes RTP; otherwise the advertised media port only receives into the void.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        scenario: str,
+        port: int,
+        work_dir: Path,
+        extra_args: Sequence[str] = (),
+        *,
+        media_port: int | None = None,
+        rtp_echo: bool = False,
+    ) -> None:
+        stem = scenario.removesuffix(".xml")
+        if not _SCENARIO_NAME.fullmatch(stem) or not (SCENARIO_DIR / f"{stem}.xml").is_file():
+            raise ValueError(f"unknown SIPp scenario {scenario!r}")
+        if not 1 <= port <= 65535:
+            raise ValueError("port must be between 1 and 65535")
+        path_inside_root(root, work_dir)  # raises if work_dir is outside root
+        self.root = root
+        self.scenario = stem
+        self.port = port
+        self.work_dir = work_dir
+        self.extra_args = tuple(extra_args)
+        self.media_port = media_port
+        self.rtp_echo = rtp_echo
+        base = f"{stem}-{port}"
+        self.scenario_file = work_dir / f"{base}.xml"
+        self.invite_log = work_dir / f"{base}.invites.log"
+        self.error_log = work_dir / f"{base}.errors.log"
+        self.console_log = work_dir / f"{base}.console.log"
+        self._proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def command(self) -> list[str]:
+        """The SIPp command line (chrooted unless root is "/")."""
+        if self.media_port is None:
+            raise RuntimeError("media port not chosen yet")
+
+        def inside(path: Path) -> str:
+            return path_inside_root(self.root, path)
+
+        if self.root == Path("/"):
+            prefix = [shutil.which("sipp") or SIPP_BINARY]
+        else:
+            prefix = [shutil.which("chroot") or "/usr/sbin/chroot", str(self.root), SIPP_BINARY]
+        args = [
+            "-sf", inside(self.scenario_file),
+            # -bind_local: listen on 127.0.0.1 only, not on every interface.
+            "-i", "127.0.0.1", "-bind_local",
+            "-p", str(self.port),
+            "-mi", "127.0.0.1",
+            "-mp", str(self.media_port),
+            # One UDP socket for every call: right for a UAS (-max_socket only applies to the
+            # one-socket-per-call modes un/tn/ln).
+            "-t", "u1",
+            "-nostdin",
+            # The remote control socket would otherwise listen on every interface.
+            "-ci", "127.0.0.1",
+            # Answer stray INFO/NOTIFY/OPTIONS/UPDATE instead of failing the call.
+            "-aa",
+            # One flushed line per new call (the <log> on each INVITE): the INVITE count.
+            "-trace_logs", "-log_file", inside(self.invite_log),
+            "-trace_err", "-error_file", inside(self.error_log),
+        ]  # fmt: skip
+        if self.rtp_echo:
+            args.append("-rtp_echo")
+        return [*prefix, *args, *self.extra_args]
+
+    def _prepare(self) -> IO[bytes]:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SCENARIO_DIR / f"{self.scenario}.xml", self.scenario_file)
+        self.invite_log.unlink(missing_ok=True)
+        if self.media_port is None:
+            self.media_port = pick_media_port()
+        return self.console_log.open("wb")
+
+    async def start(self) -> None:
+        """Spawn SIPp and return once it listens on its SIP port."""
+        if self._proc is not None and self._proc.returncode is None:
+            raise RuntimeError("SIPp is already running")
+        console = await asyncio.to_thread(self._prepare)
+        command = self.command()
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=console,
+                stderr=asyncio.subprocess.STDOUT,
+                # Its own session: a Ctrl-C meant for the service must not reach it; stop()
+                # ends it in order, after the service has drained its calls.
+                start_new_session=True,
+            )
+        finally:
+            console.close()  # the child holds its own descriptor
+        log.info("sipp %s started: pid %s on port %s", self.scenario, self._proc.pid, self.port)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _READY_TIMEOUT
+        while not await asyncio.to_thread(_udp_bound_by, self._proc.pid, self.port):
+            if self._proc.returncode is not None or loop.time() >= deadline:
+                await self.stop()
+                raise SippStartError(
+                    f"SIPp {self.scenario} did not listen on 127.0.0.1:{self.port} "
+                    f"(exit code {self._proc.returncode}): {self._tail()}"
+                )
+            await asyncio.sleep(0.02)
+
+    def _tail(self) -> str:
+        try:
+            return self.console_log.read_bytes()[-_TAIL_BYTES:].decode("utf-8", "replace")
+        except OSError as exc:
+            return f"(no console log: {exc})"
+
+    async def stop(self) -> None:
+        """Kill SIPp (SIGKILL: it has no state worth a graceful exit) and reap it."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        await proc.wait()
+
+    def received_invites(self) -> int:
+        """How many calls (distinct INVITE Call-IDs, not retransmissions) SIPp received."""
+        try:
+            text = self.invite_log.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return 0
+        # Only complete lines: SIPp may be writing the last one right now.
+        lines = text.split("\n")[:-1]
+        return len({line for line in lines if line.startswith("INVITE ")})

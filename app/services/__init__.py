@@ -1,0 +1,1 @@
+"""Use cases: intake, queries, dialing, call sessions, media."""

@@ -1,0 +1,212 @@
+"""The dialer: claims queued calls and runs one CallSession per call, within the limits.
+
+It never exceeds `max_concurrent` live calls nor `calls_per_second` originates, and never dials
+while the ARI event stream is down (an originate to an app with no websocket is answered and
+dropped at once). It owns every session task: at shutdown it drains, then hangs up what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.adapters.ari.client import AriClient
+from app.adapters.ari.errors import AriError
+from app.adapters.ari.routing import ChannelEventRouter
+from app.adapters.db.store import ClaimedCall, ReportStore
+from app.adapters.db.tables import CallRow
+from app.domain.call_state import CallState, ChannelLost, Phase
+from app.services.call_session import CallSession, channel_id_for, final_record
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_SECONDS = 1.0  # how often an idle dialer looks for work it was not told about
+
+
+@dataclass(frozen=True, slots=True)
+class DialerLimits:
+    calls_per_second: float
+    max_concurrent: int
+    ring_timeout: int
+    max_call_seconds: int
+
+
+class Dialer:
+    def __init__(self, *, store: ReportStore, ari: AriClient, router: ChannelEventRouter,
+                 connected: asyncio.Event, limits: DialerLimits, node_id: str,
+                 sip_endpoint: str, ari_app: str) -> None:
+        self._store = store
+        self._ari = ari
+        self._router = router
+        self._connected = connected
+        self._limits = limits
+        self._node_id = node_id
+        self._sip_endpoint = sip_endpoint
+        self._ari_app = ari_app
+        self._sessions: dict[str, tuple[CallSession, asyncio.Task[None]]] = {}
+        self._work_available = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._next_slot = 0.0
+        self.peak_concurrent = 0
+        self.originates: list[float] = []  # monotonic send times, kept for measurement
+        self.keep_originate_times = False
+
+    @property
+    def live_calls(self) -> int:
+        return len(self._sessions)
+
+    def wake(self) -> None:
+        """New work may be claimable (a request was accepted or its media got ready)."""
+        self._work_available.set()
+
+    async def run(self) -> None:
+        """Recover what a previous run left, then claim and dial until cancelled."""
+        await self._connected.wait()
+        await self.recover()
+        while True:
+            await self._connected.wait()
+            free = self._limits.max_concurrent - len(self._sessions)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            # Claim about one second of work: enough to keep pace, little to give back.
+            batch = min(free, max(1, int(self._limits.calls_per_second)))
+            self._work_available.clear()
+            calls = await self._store.claim_calls(self._node_id, batch)
+            if not calls:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._work_available.wait(), IDLE_POLL_SECONDS)
+                continue
+            await self._dial_paced(calls)
+
+    async def _dial_paced(self, calls: list[ClaimedCall]) -> None:
+        pending = list(calls)
+        try:
+            while pending:
+                await self._wait_for_slot()
+                if not self._connected.is_set():
+                    break
+                self._start(pending.pop(0))
+        finally:
+            # Cancelled, or the stream went down: unstarted calls go back to the queue.
+            await asyncio.shield(self._store.release_calls([c.call_id for c in pending]))
+
+    async def _wait_for_slot(self) -> None:
+        interval = 1.0 / self._limits.calls_per_second
+        now = time.monotonic()
+        if now < self._next_slot:
+            await asyncio.sleep(self._next_slot - now)
+            now = time.monotonic()
+        self._next_slot = max(self._next_slot, now) + interval
+
+    def _start(self, call: ClaimedCall, adopt: CallState | None = None) -> None:
+        session = CallSession(
+            call, ari=self._ari, store=self._store, router=self._router,
+            sip_endpoint=self._sip_endpoint, ari_app=self._ari_app,
+            ring_timeout=self._limits.ring_timeout,
+            max_call_seconds=self._limits.max_call_seconds)
+        if adopt is None:
+            if self.keep_originate_times:
+                self.originates.append(time.monotonic())
+            task = asyncio.create_task(session.run(), name=f"call-{call.call_id}")
+        else:
+            task = asyncio.create_task(session.adopt(adopt, "service restarted"),
+                                       name=f"adopt-{call.call_id}")
+        self._sessions[call.call_id] = (session, task)
+        self.peak_concurrent = max(self.peak_concurrent, len(self._sessions))
+        task.add_done_callback(functools.partial(self._ended, call.call_id))
+
+    def _ended(self, call_id: str, task: asyncio.Task[None]) -> None:
+        self._sessions.pop(call_id, None)
+        self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call %s session crashed", call_id, exc_info=task.exception())
+
+    async def recover(self) -> None:
+        """Account for calls a previous run of this node left live (after a crash)."""
+        rows = await self._store.in_flight_calls(self._node_id)
+        if not rows:
+            return
+        never_dialled = [row.id for row in rows if row.setup_time is None]
+        await self._store.release_calls(never_dialled)
+        try:
+            live = await self._ari.channel_ids()
+        except AriError as error:
+            log.warning("could not list Asterisk channels for recovery: %s", error)
+            live = set()
+        adopted = lost = 0
+        for row in rows:
+            if row.setup_time is None:
+                continue
+            state = _state_of(row)
+            if channel_id_for(row.id) in live:
+                self._start(ClaimedCall(row.id, row.broadcast_id, row.target, "", ()), state)
+                adopted += 1
+            else:
+                ended = _lost(state)
+                await self._store.save_final(row.id, final_record(ended))
+                lost += 1
+        log.info("recovery: %d calls requeued, %d live calls adopted and hung up, %d lost",
+                 len(never_dialled), adopted, lost)
+
+    async def reconcile(self) -> None:
+        """After the event stream reconnects: calls whose channel vanished meanwhile are lost."""
+        try:
+            live = await self._ari.channel_ids()
+        except AriError as error:
+            log.warning("could not list Asterisk channels after reconnecting: %s", error)
+            return
+        for session, _task in list(self._sessions.values()):
+            if session.channel_id not in live and session.state.phase is not Phase.DIALING:
+                session.report_lost("the channel ended while the event stream was down")
+
+    async def shutdown(self, drain_timeout: float) -> None:
+        """Let live calls finish for `drain_timeout` s, then hang up and record the rest."""
+        if self._sessions:
+            log.info("draining %d live calls for up to %.0f s", len(self._sessions),
+                     drain_timeout)
+            await asyncio.wait([task for _s, task in self._sessions.values()],
+                               timeout=drain_timeout)
+        for session, _task in list(self._sessions.values()):
+            session.request_hangup("service shutting down")
+        if self._sessions:
+            await asyncio.wait([task for _s, task in self._sessions.values()],
+                               timeout=HANGUP_WAIT_SECONDS)
+        for _session, task in list(self._sessions.values()):
+            task.cancel()  # left in flight: the next start recovers them
+        if self._sessions:
+            await asyncio.wait([task for _s, task in self._sessions.values()])
+
+
+HANGUP_WAIT_SECONDS = 12.0
+
+
+def _state_of(row: CallRow) -> CallState:
+    phase = Phase.ANSWERED if row.connect_time else (
+        Phase.RINGING if row.ring_time else Phase.DIALING)
+    return CallState(playlist_length=0, phase=phase, ring_time=_utc(row.ring_time),
+                     connect_time=_utc(row.connect_time))
+
+
+def _lost(state: CallState) -> CallState:
+    from app.domain.call_state import advance  # local: only recovery needs it
+
+    return advance(state, ChannelLost(
+        datetime.now(UTC), "the service restarted while the call was live; "
+        "its outcome was not observed")).state
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+Clock = Callable[[], float]

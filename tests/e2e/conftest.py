@@ -1,0 +1,169 @@
+"""The end-to-end tier: a real Asterisk (from asterisk/provision.sh) and SIPp far ends.
+
+One Asterisk and one set of far ends serve the whole session; every test gets its own service
+(its own database) built by `create_app`, exactly as production wires it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from app.main import create_app
+from app.media_plane.sipp import SippFarEnd
+from app.runtime import layout_of, running_asterisk, with_generated_secrets
+from app.settings import Settings
+from tests.conftest import free_port, tone_wav
+
+REPO = Path(__file__).resolve().parents[2]
+WAV_SECONDS = 3.0
+BEHAVIOURS = ("answer", "reject_486", "reject_404", "reject_503", "reject_603", "reject_480",
+              "ring")
+
+
+def _asterisk_root() -> Path:
+    given = os.environ.get("VOXCAST_ASTERISK_ROOT")
+    if given:
+        return Path(given)
+    printed = subprocess.run([str(REPO / "asterisk/provision.sh")], check=True,
+                             capture_output=True, text=True).stdout.strip()
+    return Path(printed)
+
+
+@dataclass
+class MediaPlane:
+    settings: Settings
+    far_ends: dict[str, int]  # behaviour -> SIPp port on 127.0.0.1
+    silent_port: int  # nothing listens here
+    media_url: str  # a 3 s 44.1 kHz stereo WAV served on 127.0.0.1
+    media_base: str
+
+    def uri(self, behaviour: str, user: str = "bob") -> str:
+        port = self.silent_port if behaviour == "silent" else self.far_ends[behaviour]
+        return f"sip:{user}@127.0.0.1:{port}"
+
+
+def _udp_port() -> int:
+    return free_port(socket.SOCK_DGRAM)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def media_plane(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[MediaPlane]:
+    root = _asterisk_root()
+    runtime = tmp_path_factory.mktemp("runtime")
+    rtp_start = 30000 + (os.getpid() % 100) * 200
+    settings = with_generated_secrets(Settings(
+        runtime_dir=runtime, asterisk_root=root, instance_name=f"test-{uuid.uuid4().hex[:8]}",
+        ari_url=f"http://127.0.0.1:{free_port()}", sip_port=_udp_port(), ami_port=free_port(),
+        rtp_start=rtp_start, rtp_end=rtp_start + 199, ring_timeout=3, drain_timeout=5.0,
+        calls_per_second=20, max_concurrent_calls=50))
+    layout = layout_of(settings)
+
+    audio = tone_wav(WAV_SECONDS)
+    media_app = web.Application()
+
+    async def serve_wav(request: web.Request) -> web.Response:
+        if request.match_info["name"] != "hello.wav":
+            raise web.HTTPNotFound()
+        return web.Response(body=audio, content_type="audio/wav")
+
+    media_app.router.add_get("/voices/{name}", serve_wav)
+    media_runner = web.AppRunner(media_app)
+    await media_runner.setup()
+    media_port = free_port()
+    await web.TCPSite(media_runner, "127.0.0.1", media_port).start()
+
+    far_ends: dict[str, SippFarEnd] = {}
+    try:
+        async with running_asterisk(settings):
+            for index, behaviour in enumerate(BEHAVIOURS):
+                far_end = SippFarEnd(root=root, scenario=f"{behaviour}.xml", port=_udp_port(),
+                                     work_dir=layout.sipp_dir / behaviour,
+                                     media_port=_udp_port() + index)
+                await far_end.start()
+                far_ends[behaviour] = far_end
+            yield MediaPlane(
+                settings=settings,
+                far_ends={name: end.port for name, end in far_ends.items()},
+                silent_port=_udp_port(),
+                media_url=f"http://127.0.0.1:{media_port}/voices/hello.wav",
+                media_base=f"http://127.0.0.1:{media_port}")
+            for far_end in far_ends.values():
+                await far_end.stop()
+    finally:
+        for far_end in far_ends.values():
+            await far_end.stop()
+        await media_runner.cleanup()
+        shutil.rmtree(layout.instance_dir, ignore_errors=True)
+
+
+@dataclass
+class Service:
+    base: str
+    app: web.Application
+    http: aiohttp.ClientSession
+
+    async def post(self, path: str, body: object) -> tuple[int, dict]:
+        async with self.http.post(self.base + path, json=body) as response:
+            return response.status, await response.json()
+
+    async def get(self, path: str) -> tuple[int, dict]:
+        async with self.http.get(self.base + path) as response:
+            return response.status, await response.json()
+
+    async def wait_for_report(self, request_id: str, limit: float = 60.0) -> dict:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            _, status = await self.get(f"/voice/call/status/{request_id}")
+            if status["report"]["status"] == "ready":
+                _, report = await self.get(f"/report/{status['report']['id']}")
+                return report
+            await asyncio.sleep(0.25)
+        raise AssertionError(f"report not ready within {limit} s: {status}")
+
+
+@asynccontextmanager
+async def running_service(settings: Settings) -> AsyncIterator[Service]:
+    app = create_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            service = Service(f"http://127.0.0.1:{port}", app, http)
+            await _wait_ready(service)
+            yield service
+    finally:
+        await runner.cleanup()
+
+
+async def _wait_ready(service: Service) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status, _ = await service.get("/ready")
+        if status == 200:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("service not ready within 10 s")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def service(media_plane: MediaPlane, tmp_path: Path) -> AsyncIterator[Service]:
+    settings = media_plane.settings.with_overrides(runtime_dir=tmp_path)
+    async with running_service(settings) as running:
+        yield running
