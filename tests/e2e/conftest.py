@@ -47,13 +47,13 @@ def _asterisk_root() -> Path:
 @dataclass
 class MediaPlane:
     settings: Settings
-    far_ends: dict[str, int]  # behaviour -> SIPp port on 127.0.0.1
+    far_ends: dict[str, SippFarEnd]  # behaviour -> SIPp on 127.0.0.1
     silent_port: int  # nothing listens here
     media_url: str  # a 3 s 44.1 kHz stereo WAV served on 127.0.0.1
     media_base: str
 
     def uri(self, behaviour: str, user: str = "bob") -> str:
-        port = self.silent_port if behaviour == "silent" else self.far_ends[behaviour]
+        port = self.silent_port if behaviour == "silent" else self.far_ends[behaviour].port
         return f"sip:{user}@127.0.0.1:{port}"
 
 
@@ -65,7 +65,7 @@ def _udp_port() -> int:
 async def media_plane(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[MediaPlane]:
     root = _asterisk_root()
     runtime = tmp_path_factory.mktemp("runtime")
-    rtp_start = 30000 + (os.getpid() % 100) * 200
+    rtp_start = 13000 + (os.getpid() % 30) * 200  # below the ephemeral range free ports use
     settings = with_generated_secrets(Settings(
         runtime_dir=runtime, asterisk_root=root, instance_name=f"test-{uuid.uuid4().hex[:8]}",
         ari_url=f"http://127.0.0.1:{free_port()}", sip_port=_udp_port(), ami_port=free_port(),
@@ -98,12 +98,10 @@ async def media_plane(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
                 far_ends[behaviour] = far_end
             yield MediaPlane(
                 settings=settings,
-                far_ends={name: end.port for name, end in far_ends.items()},
+                far_ends=far_ends,
                 silent_port=_udp_port(),
                 media_url=f"http://127.0.0.1:{media_port}/voices/hello.wav",
                 media_base=f"http://127.0.0.1:{media_port}")
-            for far_end in far_ends.values():
-                await far_end.stop()
     finally:
         for far_end in far_ends.values():
             await far_end.stop()
