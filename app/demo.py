@@ -62,7 +62,8 @@ def demo_settings(settings: Settings) -> Settings:
         instance_name="demo", runtime_dir=settings.runtime_dir / "demo",
         port=_free_port(), ari_url=f"http://127.0.0.1:{_free_port()}",
         sip_port=_free_port(socket.SOCK_DGRAM), ami_port=_free_port(),
-        rtp_start=12000, rtp_end=12199, ring_timeout=8, calls_per_second=5)
+        rtp_start=12000, rtp_end=12199, ring_timeout=8, calls_per_second=5,
+        media_allow_loopback=True)  # the demo serves its WAV on 127.0.0.1
 
 
 async def run_demo(base: Settings) -> int:

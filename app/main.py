@@ -8,13 +8,13 @@ import logging
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from app.adapters.ari.client import AriClient, AriCredentials
 from app.adapters.ari.events import AriEventStream
 from app.adapters.ari.routing import ChannelEventRouter
 from app.adapters.db.store import ReportStore
+from app.adapters.media.address_policy import AddressPolicy, parse_networks
 from app.adapters.media.fetcher import MediaFetcher
 from app.api.envelope import ApiError, error_middleware, ok
 from app.api.routes import INTAKE, LIMITS, QUERIES, add_routes
@@ -56,12 +56,15 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     await ari.open()
     router = ChannelEventRouter()
     layout = AsteriskLayout(root=settings.asterisk_root, instance_dir=settings.instance_dir)
-    settings.sound_dir.mkdir(parents=True, exist_ok=True)
-    fetch_session = aiohttp.ClientSession()
-    fetcher = MediaFetcher(fetch_session, connect_timeout=settings.media_connect_timeout,
-                           total_timeout=settings.media_total_timeout,
-                           max_bytes=settings.media_max_bytes)
-    library = MediaLibrary(fetcher, settings.sound_dir, layout.inside)
+    layout.sound_dir.mkdir(parents=True, exist_ok=True)
+    policy = AddressPolicy(deny=parse_networks(settings.media_deny_networks),
+                           allow=parse_networks(settings.media_allow_networks),
+                           allow_loopback=settings.media_allow_loopback)
+    fetcher = MediaFetcher.create(policy, connect_timeout=settings.media_connect_timeout,
+                                  total_timeout=settings.media_total_timeout,
+                                  max_bytes=settings.media_max_bytes)
+    library = MediaLibrary(fetcher, layout.sound_dir, layout.inside,
+                           cache_max_bytes=settings.media_cache_bytes)
 
     events = AriEventStream(settings.ari_url, settings.ari_app, credentials, router.dispatch)
     dialer = Dialer(
@@ -97,7 +100,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         for task in tasks[:2]:
             task.cancel()
         await asyncio.gather(*tasks[:2], return_exceptions=True)
-        await fetch_session.close()
+        await fetcher.close()
         await ari.close()
         await store.close()
 

@@ -47,7 +47,7 @@ def render_media_plane(settings: Settings) -> AsteriskLayout:
         ami_port=settings.ami_port, rtp_start=settings.rtp_start, rtp_end=settings.rtp_end,
         ari_user=settings.ari_user, ari_password=settings.ari_password.value,
         ami_user=settings.ami_user, ami_password=settings.ami_password.value,
-        sip_endpoint=settings.sip_endpoint)
+        sip_endpoint=settings.sip_endpoint, sip_address=settings.sip_address)
     render_asterisk_config(values, layout.config_dir)
     return layout
 

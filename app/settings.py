@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from app.adapters.media.address_policy import parse_networks
 
 PREFIX = "VOXCAST_"
 
@@ -46,6 +49,7 @@ class Settings:
     ari_app: str = "voxcast"
     ari_pool_size: int = 50
     sip_endpoint: str = "voxcast-out"
+    sip_address: str = "127.0.0.1"  # the address SIP and RTP use towards recipients
     sip_port: int = 5060
     ami_port: int = 5038
     ami_user: str = "voxcast-monitor"
@@ -66,6 +70,16 @@ class Settings:
     media_connect_timeout: float = 5.0
     media_total_timeout: float = 30.0
     media_max_bytes: int = 50 * 1024 * 1024
+    media_max_seconds: float = 600.0
+    media_allow_loopback: bool = False  # tests and the demo serve media on 127.0.0.1
+    media_deny_networks: str = ""  # comma-separated, on top of the built-in deny list
+    media_allow_networks: str = ""  # comma-separated exceptions to the built-in deny list
+    media_cache_bytes: int = 1024 * 1024 * 1024
+    # Text to speech
+    tts_engines: str = "piper,flite,espeak"  # the default chain, in order
+    gtts_enabled: bool = False  # Google's online engine: only where Google is reachable
+    gtts_timeout: float = 5.0
+    max_text_chars: int = 2000
 
     @property
     def ari_http_port(self) -> int:
@@ -78,8 +92,8 @@ class Settings:
         return self.asterisk_root / "srv" / "voxcast" / self.instance_name
 
     @property
-    def sound_dir(self) -> Path:
-        return self.instance_dir / "sounds"
+    def tts_engine_chain(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.tts_engines.split(",") if name.strip())
 
     @property
     def resolved_database_url(self) -> str:
@@ -89,10 +103,20 @@ class Settings:
         return replace(self, **changes)
 
 
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
 def _parse(kind: Any, text: str) -> Any:
     parsers: dict[Any, Callable[[str], Any]] = {
-        int: int, float: float, str: str, Path: Path, Secret: Secret,
+        int: int, float: float, str: str, Path: Path, Secret: Secret, bool: _boolean,
         "int": int, "float": float, "str": str, "Path": Path, "Secret": Secret,
+        "bool": _boolean,
     }
     return parsers[kind](text)
 
@@ -102,7 +126,8 @@ def _check(settings: Settings) -> list[str]:
     if settings.calls_per_second <= 0:
         problems.append("VOXCAST_CALLS_PER_SECOND must be above 0")
     for name in ("max_concurrent_calls", "ring_timeout", "max_recipients", "max_playlist_items",
-                 "ari_pool_size", "max_body_bytes", "max_call_seconds"):
+                 "ari_pool_size", "max_body_bytes", "max_call_seconds", "max_text_chars",
+                 "media_cache_bytes", "media_max_bytes"):
         if getattr(settings, name) < 1:
             problems.append(f"VOXCAST_{name.upper()} must be at least 1")
     if settings.ari_pool_size >= 1000:
@@ -110,6 +135,18 @@ def _check(settings: Settings) -> list[str]:
     for name in ("port", "sip_port", "ami_port", "rtp_start", "rtp_end"):
         if not 1 <= getattr(settings, name) <= 65535:
             problems.append(f"VOXCAST_{name.upper()} must be a port number (1-65535)")
+    for name in ("media_deny_networks", "media_allow_networks"):
+        try:
+            parse_networks(getattr(settings, name))
+        except ValueError as error:
+            problems.append(f"VOXCAST_{name.upper()}: {error}")
+    unknown = set(settings.tts_engine_chain) - {"piper", "flite", "espeak", "gtts"}
+    if unknown:
+        problems.append(f"VOXCAST_TTS_ENGINES names unknown engines: {sorted(unknown)}")
+    try:
+        ipaddress.ip_address(settings.sip_address)
+    except ValueError:
+        problems.append("VOXCAST_SIP_ADDRESS must be an IP address")
     if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", settings.instance_name) is None:
         problems.append("VOXCAST_INSTANCE_NAME must be 1-64 letters, digits, _ or -")
     if not settings.ari_url.startswith(("http://", "https://")):

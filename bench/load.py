@@ -217,7 +217,7 @@ async def main(calls: int, rate: float, max_concurrent: int) -> dict[str, Any]:
         runtime_dir=runtime, asterisk_root=root, instance_name=f"bench-{uuid.uuid4().hex[:6]}",
         ari_url=f"http://127.0.0.1:{_free_port()}", sip_port=_free_port(socket.SOCK_DGRAM),
         ami_port=_free_port(), rtp_start=20000, rtp_end=24999, ring_timeout=10,
-        calls_per_second=rate, max_concurrent_calls=max_concurrent))
+        calls_per_second=rate, max_concurrent_calls=max_concurrent, media_allow_loopback=True))
     layout = layout_of(settings)
     audio = tone_wav(WAV_SECONDS, rate=8000, channels=1)
     wav_app = web.Application()

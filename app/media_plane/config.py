@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
+import ipaddress
 import posixpath
 import re
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import jinja2
+
+from app.atomic_file import write_atomically
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "asterisk" / "templates"
 
@@ -51,6 +51,7 @@ class AsteriskConfigValues:
     ami_user: str
     ami_password: str
     sip_endpoint: str
+    sip_address: str = "127.0.0.1"
 
     def __repr__(self) -> str:
         shown = (
@@ -91,6 +92,10 @@ def validate_config_values(values: AsteriskConfigValues) -> None:
         _check_string(values, field, _PASSWORD)
     for field in _NAME_FIELDS:
         _check_string(values, field, _NAME)
+    try:
+        ipaddress.ip_address(values.sip_address)
+    except ValueError as error:
+        raise ConfigValueError("sip_address", "must be an IP address") from error
     ports = {field: _check_port(values, field) for field in _PORT_FIELDS}
     if ports["rtp_start"] >= ports["rtp_end"]:
         raise ConfigValueError("rtp_end", "must be greater than rtp_start")
@@ -112,18 +117,7 @@ def _environment() -> jinja2.Environment:
 
 def _write_private(path: Path, text: str) -> None:
     """Write `text` to `path` with mode 0600, atomically (a reader never sees half a file)."""
-    # mkstemp creates the file 0600, so the passwords are never readable by others.
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
+    write_atomically(path, text.encode("ascii"), mode=0o600)
 
 
 def render_asterisk_config(values: AsteriskConfigValues, out_dir: Path) -> list[Path]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import secrets
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from app.atomic_file import write_atomically
 
 _PASSWORD = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
@@ -50,21 +50,13 @@ def _read(path: Path) -> MediaPlaneSecrets:
 
 
 def _create(path: Path, created: MediaPlaneSecrets) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(
-                {"ari_password": created.ari_password, "ami_password": created.ami_password},
-                handle,
-            )
-            handle.flush()
-            os.fsync(handle.fileno())
-        # link() fails if the file exists, so two first runs racing cannot overwrite each
-        # other: the loser reads the winner's file.
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp_name, path)
-    finally:
-        os.unlink(tmp_name)
+    data = json.dumps(
+        {"ari_password": created.ari_password, "ami_password": created.ami_password}
+    ).encode("utf-8")
+    # Exclusive (link, not rename): two first runs racing cannot overwrite each other; the
+    # loser reads the winner's file.
+    with contextlib.suppress(FileExistsError):
+        write_atomically(path, data, mode=0o600, exclusive=True)
 
 
 def load_or_create_secrets(path: Path) -> MediaPlaneSecrets:

@@ -1,27 +1,35 @@
-"""Turn media URLs into Asterisk-playable sounds stored once per content hash.
+"""Turn media (URLs, other producers' audio, silence) into cached Asterisk-playable sounds.
 
-Files are named by the sha256 of the fetched bytes, so identical media is
-converted once and shared by every process writing into the same folder.
+Fetched media is keyed by the sha256 of its bytes, so identical media is
+converted once and shared by every process writing into the same folder;
+other producers (TTS, uploads) bring their own key. Storage, the size bound
+and eviction belong to :class:`MediaCache`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import os
-import tempfile
+import io
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Final
 
+import numpy as np
 import soundfile as sf
 
-from app.adapters.media.audio_conversion import convert_for_asterisk
+from app.adapters.media.audio_conversion import (
+    DEFAULT_MAX_DURATION_SECONDS,
+    TARGET_RATE,
+    ConvertedAudio,
+    convert_for_asterisk,
+)
 from app.adapters.media.fetcher import MediaFetcher
+from app.adapters.media.media_cache import MediaCache
 
-# Asterisk usually runs as its own user; mkstemp's 0600 would hide the file from it.
-_FILE_MODE = 0o644
+DEFAULT_CACHE_MAX_BYTES: Final = 1 << 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,16 +42,22 @@ class PreparedMedia:
 
 
 class MediaLibrary:
-    """Fetch, convert and store media; concurrent requests for a URL share one fetch."""
+    """Fetch, convert and cache media; concurrent requests for a URL share one fetch.
+
+    ``sound_dir`` is the cache folder (bounded by ``cache_max_bytes``); ``asterisk_path``
+    maps a file in it to the absolute path Asterisk sees.
+    """
 
     def __init__(
         self,
         fetcher: MediaFetcher,
         sound_dir: Path,
         asterisk_path: Callable[[Path], str],
+        *,
+        cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES,
     ) -> None:
         self._fetcher = fetcher
-        self._sound_dir = sound_dir
+        self._cache = MediaCache(sound_dir, cache_max_bytes)
         self._asterisk_path = asterisk_path
         self._in_flight: dict[str, asyncio.Task[PreparedMedia]] = {}
 
@@ -70,45 +84,63 @@ class MediaLibrary:
         if self._in_flight.get(url) is done:
             del self._in_flight[url]
 
+    async def store_converted(self, key: str, audio: bytes) -> PreparedMedia:
+        """Cache ``audio`` (any decodable format) as a playable sound under ``key``.
+
+        ``key`` is 16 to 128 lowercase hex digits the producer derives from what makes the
+        sound unique (e.g. a hash of TTS engine, voice, language and text). If ``key`` is
+        already cached, ``audio`` is not converted again. Raises UnsupportedAudio for
+        undecodable audio and ValueError for a malformed key.
+        """
+        self._cache.path_for(key)  # a malformed key fails here, before any thread hop
+        return await self._cached(key, lambda: convert_for_asterisk(audio))
+
+    async def prepare_silence(self, seconds: float) -> PreparedMedia:
+        """A cached silent sound of ``seconds`` (rounded to whole 8 kHz samples)."""
+        if not math.isfinite(seconds) or not 0 < seconds <= DEFAULT_MAX_DURATION_SECONDS:
+            raise ValueError(
+                f"silence must last more than 0 and at most {DEFAULT_MAX_DURATION_SECONDS:g} s"
+            )
+        frames = max(1, round(seconds * TARGET_RATE))
+        # Keyed by frame count, so durations that round to the same sound share one file.
+        key = hashlib.sha256(f"voxcast-silence:{TARGET_RATE}:{frames}".encode()).hexdigest()
+        return await self._cached(key, lambda: _silence(frames))
+
     async def _prepare(self, url: str) -> PreparedMedia:
         data = await self._fetcher.fetch(url)
-        content_hash, path, duration = await asyncio.to_thread(self._store, data)
+        return await self.store_converted(hashlib.sha256(data).hexdigest(), data)
+
+    async def _cached(self, key: str, produce: Callable[[], ConvertedAudio]) -> PreparedMedia:
+        path, duration = await asyncio.to_thread(self._lookup_or_store, key, produce)
         mapped = PurePosixPath(self._asterisk_path(path))
         if not mapped.is_absolute():
             raise ValueError(f"asterisk_path must return an absolute path, got {mapped}")
         return PreparedMedia(
             sound=f"sound:{mapped.with_suffix('')}",
-            content_hash=content_hash,
+            content_hash=key,
             duration_seconds=duration,
         )
 
-    def _store(self, data: bytes) -> tuple[str, Path, float]:
-        content_hash = hashlib.sha256(data).hexdigest()
-        path = self._sound_dir / f"{content_hash}.wav"
-        if path.exists():
+    def _lookup_or_store(
+        self, key: str, produce: Callable[[], ConvertedAudio]
+    ) -> tuple[Path, float]:
+        path = self._cache.lookup(key)
+        if path is not None:
             try:
-                return content_hash, path, float(sf.info(str(path)).duration)
-            except sf.SoundFileError:
-                pass  # unreadable (e.g. damaged by hand): convert again and replace it
-        converted = convert_for_asterisk(data)
-        _write_atomically(path, converted.wav_bytes)
-        return content_hash, path, converted.duration_seconds
+                return path, float(sf.info(str(path)).duration)
+            except (sf.SoundFileError, OSError):
+                # Unreadable (damaged by hand) or evicted since the lookup: make it again.
+                pass
+        converted = produce()
+        return self._cache.store(key, converted.wav_bytes), converted.duration_seconds
 
 
-def _write_atomically(path: Path, content: bytes) -> None:
-    # Other processes may write the same file at once; each writes its own temp
-    # file and os.replace makes the final name appear complete or not at all.
-    # The temp name is hidden and not *.wav so Asterisk never sees it half-written.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(content)
-            tmp.flush()
-            os.fchmod(tmp.fileno(), _FILE_MODE)
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
+def _silence(frames: int) -> ConvertedAudio:
+    out = io.BytesIO()
+    sf.write(out, np.zeros(frames, dtype="<i2"), TARGET_RATE, format="WAV", subtype="PCM_16")
+    return ConvertedAudio(
+        wav_bytes=out.getvalue(),
+        duration_seconds=frames / TARGET_RATE,
+        source_rate=TARGET_RATE,
+        source_channels=1,
+    )

@@ -22,7 +22,7 @@ async def client(aiohttp_client, tmp_path: Path) -> TestClient:
     # No Asterisk: ARI points at a closed port, so nothing is ever dialled here.
     settings = Settings(runtime_dir=tmp_path, asterisk_root=tmp_path,
                         ari_url=f"http://127.0.0.1:{free_port()}", ari_password=Secret("x" * 20),
-                        max_recipients=50, max_body_bytes=64 * 1024)
+                        max_recipients=50, max_body_bytes=64 * 1024, media_allow_loopback=True)
     return await aiohttp_client(create_app(settings))
 
 

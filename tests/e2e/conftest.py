@@ -70,7 +70,7 @@ async def media_plane(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
         runtime_dir=runtime, asterisk_root=root, instance_name=f"test-{uuid.uuid4().hex[:8]}",
         ari_url=f"http://127.0.0.1:{free_port()}", sip_port=_udp_port(), ami_port=free_port(),
         rtp_start=rtp_start, rtp_end=rtp_start + 199, ring_timeout=3, drain_timeout=5.0,
-        calls_per_second=20, max_concurrent_calls=50))
+        calls_per_second=20, max_concurrent_calls=50, media_allow_loopback=True))
     layout = layout_of(settings)
 
     audio = tone_wav(WAV_SECONDS)

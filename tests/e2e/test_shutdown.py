@@ -31,6 +31,7 @@ def _environment(settings: Settings, runtime: Path, port: int) -> dict[str, str]
         "VOXCAST_ARI_PASSWORD": settings.ari_password.value,
         "VOXCAST_CALLS_PER_SECOND": "5", "VOXCAST_MAX_CONCURRENT_CALLS": "5",
         "VOXCAST_DRAIN_TIMEOUT": "1", "VOXCAST_RING_TIMEOUT": "3",
+        "VOXCAST_MEDIA_ALLOW_LOOPBACK": "1",
     })
     return env
 
