@@ -16,14 +16,17 @@ from app.adapters.ari.routing import ChannelEventRouter
 from app.adapters.db.store import ReportStore
 from app.adapters.media.address_policy import AddressPolicy, parse_networks
 from app.adapters.media.fetcher import MediaFetcher
+from app.adapters.tts.engine import SpeechChain, build_engines
 from app.api.envelope import ApiError, error_middleware, ok
-from app.api.routes import INTAKE, LIMITS, QUERIES, add_routes
+from app.api.routes import INTAKE, LIBRARY, LIMITS, QUERIES, UPLOAD_LIMIT, add_routes
 from app.media_plane.layout import AsteriskLayout
 from app.services.dialer import Dialer, DialerLimits
 from app.services.intake import Intake
 from app.services.media_library import MediaLibrary
 from app.services.media_preparation import MediaPreparation
+from app.services.playlist_media import PlaylistMedia
 from app.services.reports import ReportQueries
+from app.services.speech import Speech
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,7 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", ReportStore)
 DIALER = web.AppKey("dialer", Dialer)
 EVENT_STREAM = web.AppKey("event_stream", AriEventStream)
+SPEECH = web.AppKey("speech", Speech)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -39,7 +43,9 @@ def create_app(settings: Settings) -> web.Application:
                           client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[LIMITS] = {"max_recipients": settings.max_recipients,
-                   "max_playlist": settings.max_playlist_items}
+                   "max_playlist": settings.max_playlist_items,
+                   "max_text_chars": settings.max_text_chars}
+    app[UPLOAD_LIMIT] = settings.media_max_bytes
     app.cleanup_ctx.append(_services)
     add_routes(app)
     app.router.add_get("/health", _health)
@@ -64,7 +70,14 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                                   total_timeout=settings.media_total_timeout,
                                   max_bytes=settings.media_max_bytes)
     library = MediaLibrary(fetcher, layout.sound_dir, layout.inside,
-                           cache_max_bytes=settings.media_cache_bytes)
+                           cache_max_bytes=settings.media_cache_bytes,
+                           max_duration_seconds=settings.media_max_seconds)
+    engines = build_engines(settings.tts_engine_chain, gtts_enabled=settings.gtts_enabled,
+                            gtts_timeout=settings.gtts_timeout,
+                            gtts_base_url=settings.gtts_base_url or None)
+    log.info("text-to-speech chain: %s", ", ".join(e.name for e in engines) or "none")
+    speech = Speech(SpeechChain(engines), library)
+    playlist_media = PlaylistMedia(library, speech)
 
     events = AriEventStream(settings.ari_url, settings.ari_app, credentials, router.dispatch)
     dialer = Dialer(
@@ -74,7 +87,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         node_id=settings.node_id, sip_endpoint=settings.sip_endpoint,
         ari_app=settings.ari_app)
     events.set_reconnect_handler(dialer.reconcile)
-    media = MediaPreparation(store, library, on_ready=dialer.wake)
+    media = MediaPreparation(store, playlist_media, on_ready=dialer.wake)
 
     def accepted() -> None:
         media.wake()
@@ -83,7 +96,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     app[DIALER] = dialer
     app[EVENT_STREAM] = events
-    app[INTAKE] = Intake(store, on_accepted=accepted)
+    intake = Intake(store, playlist_media, on_accepted=accepted,
+                    media_check_seconds=settings.media_check_seconds)
+    app[INTAKE] = intake
+    app[SPEECH] = speech
+    app[LIBRARY] = library
     app[QUERIES] = ReportQueries(store)
 
     tasks = [_owned(events.run(), "ari-events"), _owned(media.run(), "media-preparation"),
@@ -100,6 +117,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         for task in tasks[:2]:
             task.cancel()
         await asyncio.gather(*tasks[:2], return_exceptions=True)
+        await intake.close()
         await fetcher.close()
         await ari.close()
         await store.close()

@@ -71,6 +71,7 @@ class Settings:
     media_total_timeout: float = 30.0
     media_max_bytes: int = 50 * 1024 * 1024
     media_max_seconds: float = 600.0
+    media_check_seconds: float = 3.0  # how long a submit waits to refuse bad media outright
     media_allow_loopback: bool = False  # tests and the demo serve media on 127.0.0.1
     media_deny_networks: str = ""  # comma-separated, on top of the built-in deny list
     media_allow_networks: str = ""  # comma-separated exceptions to the built-in deny list
@@ -79,6 +80,7 @@ class Settings:
     tts_engines: str = "piper,flite,espeak"  # the default chain, in order
     gtts_enabled: bool = False  # Google's online engine: only where Google is reachable
     gtts_timeout: float = 5.0
+    gtts_base_url: str = ""  # only to point gTTS at a local fake in tests
     max_text_chars: int = 2000
 
     @property

@@ -1,12 +1,22 @@
 """Shared test helpers: free loopback ports and generated audio."""
 
+import io
 import socket
 
+import numpy as np
 import pytest
+import soundfile
 
 from app.demo import tone_wav
 
-__all__ = ["free_port", "tone_wav"]
+__all__ = ["free_port", "tone_mp3", "tone_wav"]
+
+
+def tone_mp3(seconds: float, rate: int = 44100) -> bytes:
+    frames = np.arange(int(seconds * rate)) / rate
+    buffer = io.BytesIO()
+    soundfile.write(buffer, 0.3 * np.sin(2 * np.pi * 660 * frames), rate, format="MP3")
+    return buffer.getvalue()
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Self
+import re
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     HttpUrl,
+    Tag,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from app.domain.dial_target import normalise_sip_uri, validate_caller_id
+from app.domain.text_template import TemplateError, placeholders
 
 
 def _sip_uri(value: str) -> str:
@@ -31,24 +35,95 @@ SipUri = Annotated[str, AfterValidator(_sip_uri)]
 CallerId = Annotated[str, AfterValidator(_caller_id)]
 
 
+ItemLoop = Annotated[int, Field(ge=1, le=20)]
+VariableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+VariableValue = Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Variables = Annotated[dict[VariableName, VariableValue], Field(max_length=50)]
+MEDIA_ID = r"^media:[0-9a-f]{64}$"
+TTS_ENGINES = ("piper", "flite", "espeak", "gtts")
+
+
 class Recipient(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     to: SipUri
+    variables: Variables | None = None
 
 
 class PlayItem(BaseModel):
+    """Audio from an http(s) URL or an uploaded `media:<id>`."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
     play: Annotated[str, Field(max_length=2048)]
+    loop: ItemLoop = 1
 
     @field_validator("play")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url_or_media_id(cls, value: str) -> str:
+        if value.startswith("media:"):
+            if re.fullmatch(MEDIA_ID, value) is None:
+                raise ValueError("must be media:<id> with the id POST /media returned")
+            return value
         url = HttpUrl(value)
         if url.scheme not in ("http", "https"):
-            raise ValueError("must be an http or https URL")
+            raise ValueError("must be an http or https URL, or media:<id>")
         return value
+
+
+class SayItem(BaseModel):
+    """Text to speech; `{name}` placeholders are filled from each recipient's variables."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    say: Annotated[str, Field(min_length=1)]
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")] = "en"
+    voice: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]{1,64}$")] | None = None
+    engine: Literal["piper", "flite", "espeak", "gtts"] | None = None
+    loop: ItemLoop = 1
+
+    @field_validator("say")
+    @classmethod
+    def _text(cls, value: str, info: ValidationInfo) -> str:
+        limit = (info.context or {}).get("max_text_chars")
+        if limit is not None and len(value) > limit:
+            raise ValueError(f"must be at most {limit} characters")
+        try:
+            placeholders(value)
+        except TemplateError as error:
+            raise ValueError(str(error)) from error
+        return value
+
+
+class PauseItem(BaseModel):
+    """Silence, in seconds."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    pause: Annotated[float, Field(gt=0, le=60)]
+    loop: ItemLoop = 1
+
+    @field_validator("pause", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        # Strict mode refuses ints for floats; a whole number of seconds is natural to send.
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _item_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for kind in ("play", "say", "pause"):
+            if kind in value:
+                return f"{kind}-item"
+    return None
+
+
+PlaylistItem = Annotated[
+    Annotated[PlayItem, Tag("play-item")] | Annotated[SayItem, Tag("say-item")]
+    | Annotated[PauseItem, Tag("pause-item")],
+    Discriminator(_item_kind, custom_error_type="playlist_item",
+                  custom_error_message="must be an object with play, say or pause"),
+]
 
 
 class PlayRequest(BaseModel):
@@ -59,7 +134,8 @@ class PlayRequest(BaseModel):
     recipients: list[Recipient] | None = None
     to: SipUri | None = None
     caller: CallerId = Field(validation_alias=AliasChoices("from"), serialization_alias="from")
-    playlist: Annotated[list[PlayItem], Field(min_length=1)]
+    variables: Variables | None = None  # the one-recipient form's variables
+    playlist: Annotated[list[PlaylistItem], Field(min_length=1)]
 
     @field_validator("recipients", "playlist", mode="before")
     @classmethod
@@ -79,8 +155,27 @@ class PlayRequest(BaseModel):
             raise ValueError("`recipients` must not be empty")
         return self
 
-    def targets(self) -> list[str]:
+    def all_recipients(self) -> list[Recipient]:
         if self.recipients is not None:
-            return [recipient.to for recipient in self.recipients]
+            return self.recipients
         assert self.to is not None  # noqa: S101 - guaranteed by _one_form
-        return [self.to]
+        return [Recipient(to=self.to, variables=self.variables)]
+
+    def targets(self) -> list[str]:
+        return [recipient.to for recipient in self.all_recipients()]
+
+    def missing_variables(self) -> list[tuple[str, str]]:
+        """(field, message) for every recipient lacking a variable a `say` text uses."""
+        needed = {index: placeholders(item.say) for index, item in enumerate(self.playlist)
+                  if isinstance(item, SayItem)}
+        problems = []
+        prefix = "recipients[{}].variables" if self.recipients is not None else "variables"
+        for position, recipient in enumerate(self.all_recipients()):
+            given = recipient.variables or {}
+            for index, names in needed.items():
+                for name in sorted(names - given.keys()):
+                    problems.append((prefix.format(position),
+                                     f"misses {name!r}, used by playlist[{index}].say"))
+            if len(problems) >= 20:
+                break
+        return problems

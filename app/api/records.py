@@ -54,6 +54,7 @@ def call_record(call: CallRow, broadcast: BroadcastRow) -> dict[str, Any]:
         "q850_text": call.q850_text,
         "hangup_by": call.hangup_by,
         "playback": call.playback or [],
+        "speech": call.speech or broadcast.speech or [],
         "state": call.state,
     })
     return record

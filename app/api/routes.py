@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from app.adapters.media.audio_conversion import UnsupportedAudio
 from app.api.envelope import ApiError, not_found, ok, read_json
 from app.api.models import PlayRequest
 from app.api.records import call_record, progress_object
 from app.services.intake import Intake
+from app.services.media_library import MediaLibrary
+from app.services.playlist_media import MediaProblem
 from app.services.reports import ReportQueries
 
 INTAKE = web.AppKey("intake", Intake)
 QUERIES = web.AppKey("queries", ReportQueries)
 LIMITS = web.AppKey("limits", dict[str, int])
-READINESS = web.AppKey("readiness", object)
+LIBRARY = web.AppKey("library", MediaLibrary)
+UPLOAD_LIMIT = web.AppKey("upload_limit", int)
+
+
+# Parts of pydantic's error locations that name its machinery, not the client's fields.
+_INTERNAL_LOCATIONS = frozenset({"play-item", "say-item", "pause-item",
+                                 "function-after[_sip_uri()]",
+                                 "function-after[_caller_id()]"})
 
 
 def _field_path(location: tuple[int | str, ...]) -> str:
@@ -29,7 +40,8 @@ def _field_path(location: tuple[int | str, ...]) -> str:
 def validation_error(error: ValidationError) -> ApiError:
     details = []
     for problem in error.errors(include_url=False, include_input=False):
-        location = tuple(part for part in problem["loc"] if part != "function-after[_sip_uri()]")
+        location = tuple(part for part in problem["loc"]
+                         if not (isinstance(part, str) and part in _INTERNAL_LOCATIONS))
         message = problem["msg"].removeprefix("Value error, ")
         details.append({"field": _field_path(location), "message": message})
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
@@ -52,9 +64,19 @@ async def submit_play(request: web.Request) -> web.Response:
         play = PlayRequest.model_validate(body, context=request.app[LIMITS])
     except ValidationError as error:
         raise validation_error(error) from error
-    accepted = await request.app[INTAKE].submit(
-        targets=play.targets(), caller=play.caller,
-        playlist=[item.model_dump() for item in play.playlist])
+    missing = play.missing_variables()
+    if missing:
+        details = [{"field": field, "message": message} for field, message in missing]
+        raise ApiError(400, "invalid_request", "; ".join(
+            f"{field}: {message}" for field, message in missing[:5]), details)
+    try:
+        accepted = await request.app[INTAKE].submit(
+            recipients=[(r.to, r.variables) for r in play.all_recipients()],
+            caller=play.caller,
+            playlist=[item.model_dump(exclude_none=True) for item in play.playlist])
+    except MediaProblem as problem:
+        raise ApiError(422, "media_unusable", str(problem),
+                       [{"field": problem.field, "message": problem.message}]) from problem
     return ok({}, request_id=accepted.request_id)
 
 
@@ -89,7 +111,32 @@ async def report(request: web.Request) -> web.Response:
               request_id=report_id)
 
 
+async def upload_media(request: web.Request) -> web.Response:
+    """`POST /media`: a recording in the body (WAV, MP3, OGG, FLAC); play it as `media:<id>`."""
+    limit = request.app[UPLOAD_LIMIT]
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "body_too_large", f"media must be at most {limit} bytes")
+    if request.content_type.startswith("multipart/"):
+        raise ApiError(415, "unsupported_media_type",
+                       "send the audio file itself as the body (e.g. Content-Type: audio/wav)")
+    data = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        data.extend(chunk)
+        if len(data) > limit:
+            raise ApiError(413, "body_too_large", f"media must be at most {limit} bytes")
+    if not data:
+        raise ApiError(400, "invalid_request", "body: the upload is empty")
+    content_hash = hashlib.sha256(data).hexdigest()
+    try:
+        media = await request.app[LIBRARY].store_converted(content_hash, bytes(data))
+    except UnsupportedAudio as error:
+        raise ApiError(422, "media_unusable", f"body: is not usable audio: {error}") from error
+    return ok({"media": f"media:{content_hash}",
+               "duration": round(media.duration_seconds, 3)}, request_id=content_hash)
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_post("/media", upload_media)
     app.router.add_post("/voice/call/play", submit_play)
     app.router.add_get("/voice/call/status/{id}", call_or_request_status)
     app.router.add_get("/report/{report_id}", report)

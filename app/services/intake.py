@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from app.adapters.db.store import NewBroadcast, ReportStore
+from app.adapters.db.store import NewBroadcast, NewCall, ReportStore
+from app.services.playlist_media import PlaylistMedia
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,17 +20,46 @@ class Accepted:
 
 
 class Intake:
-    def __init__(self, store: ReportStore, on_accepted: Callable[[], None]) -> None:
+    def __init__(self, store: ReportStore, media: PlaylistMedia,
+                 on_accepted: Callable[[], None], *, media_check_seconds: float = 3.0) -> None:
         self._store = store
+        self._media = media
         self._on_accepted = on_accepted
+        self._media_check_seconds = media_check_seconds
+        self._checks: set[asyncio.Task[Any]] = set()
 
-    async def submit(self, *, targets: list[str], caller: str,
+    async def _check_media(self, playlist: list[dict[str, Any]]) -> None:
+        """Raise MediaProblem if shared media fails within the bound; else carry on."""
+        check = asyncio.create_task(self._media.shared_items(playlist), name="media-check")
+        self._checks.add(check)  # owned: it finishes in the background if it outlasts us
+        check.add_done_callback(self._check_done)
+        done, _ = await asyncio.wait({check}, timeout=self._media_check_seconds)
+        if check in done:
+            check.result()  # raises MediaProblem naming the item
+
+    def _check_done(self, check: asyncio.Task[Any]) -> None:
+        self._checks.discard(check)
+        if not check.cancelled():
+            check.exception()  # seen here; the background preparation reports it for real
+
+    async def close(self) -> None:
+        for check in self._checks:
+            check.cancel()
+        await asyncio.gather(*self._checks, return_exceptions=True)
+
+    async def submit(self, *, recipients: list[tuple[str, dict[str, str] | None]], caller: str,
                      playlist: list[dict[str, Any]]) -> Accepted:
-        """Store before answering: once this returns, the broadcast survives any crash."""
+        """Store before answering: once this returns, the broadcast survives any crash.
+
+        The playlist's shared media is tried first for a short while, so a bad URL is refused
+        now, naming the item; what takes longer goes on after the answer.
+        """
+        await self._check_media(playlist)
         broadcast = NewBroadcast(
             id=str(uuid.uuid4()), report_id=str(uuid.uuid4()), caller=caller,
             playlist=playlist, created_at=datetime.now(UTC).replace(microsecond=0),
-            calls=[(str(uuid.uuid4()), target) for target in targets])
+            calls=[NewCall(str(uuid.uuid4()), target, variables)
+                   for target, variables in recipients])
         await self._store.add_broadcast(broadcast)
         self._on_accepted()
         return Accepted(broadcast.id, broadcast.report_id)

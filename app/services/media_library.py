@@ -55,8 +55,10 @@ class MediaLibrary:
         asterisk_path: Callable[[Path], str],
         *,
         cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES,
+        max_duration_seconds: float = DEFAULT_MAX_DURATION_SECONDS,
     ) -> None:
         self._fetcher = fetcher
+        self._max_duration = max_duration_seconds
         self._cache = MediaCache(sound_dir, cache_max_bytes)
         self._asterisk_path = asterisk_path
         self._in_flight: dict[str, asyncio.Task[PreparedMedia]] = {}
@@ -93,7 +95,14 @@ class MediaLibrary:
         undecodable audio and ValueError for a malformed key.
         """
         self._cache.path_for(key)  # a malformed key fails here, before any thread hop
-        return await self._cached(key, lambda: convert_for_asterisk(audio))
+        return await self._cached(
+            key, lambda: convert_for_asterisk(audio, max_duration_seconds=self._max_duration))
+
+    async def cached(self, key: str) -> PreparedMedia | None:
+        """The sound already stored under ``key``, or None (uploads and TTS look here first)."""
+        self._cache.path_for(key)
+        found = await asyncio.to_thread(self._lookup, key)
+        return None if found is None else self._prepared(key, *found)
 
     async def prepare_silence(self, seconds: float) -> PreparedMedia:
         """A cached silent sound of ``seconds`` (rounded to whole 8 kHz samples)."""
@@ -112,6 +121,9 @@ class MediaLibrary:
 
     async def _cached(self, key: str, produce: Callable[[], ConvertedAudio]) -> PreparedMedia:
         path, duration = await asyncio.to_thread(self._lookup_or_store, key, produce)
+        return self._prepared(key, path, duration)
+
+    def _prepared(self, key: str, path: Path, duration: float) -> PreparedMedia:
         mapped = PurePosixPath(self._asterisk_path(path))
         if not mapped.is_absolute():
             raise ValueError(f"asterisk_path must return an absolute path, got {mapped}")
@@ -121,16 +133,22 @@ class MediaLibrary:
             duration_seconds=duration,
         )
 
+    def _lookup(self, key: str) -> tuple[Path, float] | None:
+        path = self._cache.lookup(key)
+        if path is None:
+            return None
+        try:
+            return path, float(sf.info(str(path)).duration)
+        except (sf.SoundFileError, OSError):
+            # Unreadable (damaged by hand) or evicted since the lookup: as good as missing.
+            return None
+
     def _lookup_or_store(
         self, key: str, produce: Callable[[], ConvertedAudio]
     ) -> tuple[Path, float]:
-        path = self._cache.lookup(key)
-        if path is not None:
-            try:
-                return path, float(sf.info(str(path)).duration)
-            except (sf.SoundFileError, OSError):
-                # Unreadable (damaged by hand) or evicted since the lookup: make it again.
-                pass
+        found = self._lookup(key)
+        if found is not None:
+            return found
         converted = produce()
         return self._cache.store(key, converted.wav_bytes), converted.duration_seconds
 

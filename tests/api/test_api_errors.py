@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 
@@ -83,22 +82,25 @@ async def test_unknown_ids_answer_404(client, path):
     assert response.status == 404 and answer["error"] == "not_found"
 
 
-async def test_accepted_request_is_stored_before_the_answer(client):
-    response = await client.post("/voice/call/play", json=GOOD)
+async def test_unreachable_media_is_refused_at_submit_naming_the_item(client):
+    body = {**GOOD, "playlist": [{"pause": 1}, {"play": "http://127.0.0.1:9/hello.wav"}]}
+    response = await client.post("/voice/call/play", json=body)
     answer = await response.json()
-    assert answer == {"code": 0, "status": 200, "data": "accepted",
-                      "request_id": answer["request_id"]}
-    status = await (await client.get(f"/voice/call/status/{answer['request_id']}")).json()
-    assert status["report"]["progress"]["total"] == 1
-    # Nothing listens on port 9: the media fails, so the call fails without being placed.
-    for _ in range(100):
-        status = await (await client.get(f"/voice/call/status/{answer['request_id']}")).json()
-        if status["report"]["status"] == "ready":
-            break
-        await asyncio.sleep(0.05)
-    report = await (await client.get(f"/report/{status['report']['id']}")).json()
-    (record,) = report["records"]
-    assert record["result"] == "failed" and record["setup_time"] is None
+    assert response.status == 422 and answer["error"] == "media_unusable"
+    assert answer["details"][0]["field"] == "playlist[1].play"
+    assert await _calls_stored(client) == 0
+
+
+async def test_missing_variables_are_refused_naming_recipient_and_item(client):
+    body = {"recipients": [{"to": "sip:a@127.0.0.1", "variables": {"name": "Ann"}},
+                           {"to": "sip:b@127.0.0.1"}],
+            "from": "me", "playlist": [{"pause": 1}, {"say": "Hello {name}"}]}
+    response = await client.post("/voice/call/play", json=body)
+    answer = await response.json()
+    assert response.status == 400
+    assert answer["details"] == [{"field": "recipients[1].variables",
+                                  "message": "misses 'name', used by playlist[1].say"}]
+    assert await _calls_stored(client) == 0
 
 
 async def test_wrong_method(client):

@@ -27,10 +27,11 @@ from app.main import create_app
 from app.media_plane.sipp import SippFarEnd
 from app.runtime import layout_of, running_asterisk, with_generated_secrets
 from app.settings import Settings
-from tests.conftest import free_port, tone_wav
+from tests.conftest import free_port, tone_mp3, tone_wav
 
 REPO = Path(__file__).resolve().parents[2]
 WAV_SECONDS = 3.0
+MP3_SECONDS = 2.0
 BEHAVIOURS = ("answer", "reject_486", "reject_404", "reject_503", "reject_603", "reject_480",
               "ring")
 
@@ -70,16 +71,20 @@ async def media_plane(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
         runtime_dir=runtime, asterisk_root=root, instance_name=f"test-{uuid.uuid4().hex[:8]}",
         ari_url=f"http://127.0.0.1:{free_port()}", sip_port=_udp_port(), ami_port=free_port(),
         rtp_start=rtp_start, rtp_end=rtp_start + 199, ring_timeout=3, drain_timeout=5.0,
-        calls_per_second=20, max_concurrent_calls=50, media_allow_loopback=True))
+        calls_per_second=20, max_concurrent_calls=50, media_allow_loopback=True,
+        media_check_seconds=1.0))
     layout = layout_of(settings)
 
-    audio = tone_wav(WAV_SECONDS)
+    served = {"hello.wav": tone_wav(WAV_SECONDS), "tone.mp3": tone_mp3(MP3_SECONDS)}
     media_app = web.Application()
 
     async def serve_wav(request: web.Request) -> web.Response:
-        if request.match_info["name"] != "hello.wav":
+        name = request.match_info["name"]
+        if name == "slow-missing.wav":
+            await asyncio.sleep(1.5)  # outlasts the submit-time check, then fails
+        if name not in served:
             raise web.HTTPNotFound()
-        return web.Response(body=audio, content_type="audio/wav")
+        return web.Response(body=served[name], content_type="audio/wav")
 
     media_app.router.add_get("/voices/{name}", serve_wav)
     media_runner = web.AppRunner(media_app)

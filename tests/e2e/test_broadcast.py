@@ -96,14 +96,25 @@ async def test_one_recipient_form(media_plane: MediaPlane, service: Service) -> 
     assert record["disconnect_cause_code"] == "486" and record["from"] == "+15550100"
 
 
-async def test_unfetchable_media_fails_every_call_and_places_none(
+async def test_media_failing_at_submit_is_refused(media_plane: MediaPlane,
+                                                   service: Service) -> None:
+    status, refused = await service.post("/voice/call/play", {
+        "to": media_plane.uri("answer"), "from": "me",
+        "playlist": [{"play": media_plane.media_base + "/voices/missing.wav"}]})
+    assert status == 422 and refused["details"][0]["field"] == "playlist[0].play"
+
+
+async def test_media_failing_after_the_answer_fails_every_call_and_places_none(
         media_plane: MediaPlane, service: Service) -> None:
+    answer_invites = media_plane.far_ends["answer"].received_invites()
     status, accepted = await service.post("/voice/call/play", {
         "recipients": [{"to": media_plane.uri("answer")}, {"to": media_plane.uri("ring")}],
-        "from": "me", "playlist": [{"play": media_plane.media_base + "/voices/missing.wav"}]})
+        "from": "me",
+        "playlist": [{"play": media_plane.media_base + "/voices/slow-missing.wav"}]})
     assert status == 200
     report = await service.wait_for_report(accepted["request_id"])
     for record in report["records"]:
         assert record["result"] == "failed"
         assert record["setup_time"] is None and record["answered"] is False
         assert "404" in record["disconnect_cause_text"]
+    assert media_plane.far_ends["answer"].received_invites() == answer_invites

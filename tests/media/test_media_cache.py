@@ -238,9 +238,9 @@ def wav_stems(directory: Path) -> set[str]:
 def count_conversions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
 
-    def counting(data: bytes) -> ConvertedAudio:
+    def counting(data: bytes, **limits: float) -> ConvertedAudio:
         calls.append(len(data))
-        return convert_for_asterisk(data)
+        return convert_for_asterisk(data, **limits)
 
     monkeypatch.setattr(media_library, "convert_for_asterisk", counting)
     return calls

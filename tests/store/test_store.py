@@ -2,7 +2,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
-from app.adapters.db.store import CallFinal, NewBroadcast
+from app.adapters.db.store import CallFinal, CallMedia, NewBroadcast, NewCall
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -11,7 +11,7 @@ def broadcast(count: int, created: datetime = NOW) -> NewBroadcast:
     return NewBroadcast(
         id=str(uuid.uuid4()), report_id=str(uuid.uuid4()), caller="me",
         playlist=[{"play": "http://127.0.0.1/x.wav"}], created_at=created,
-        calls=[(str(uuid.uuid4()), f"sip:{i}@127.0.0.1") for i in range(count)])
+        calls=[NewCall(str(uuid.uuid4()), f"sip:{i}@127.0.0.1") for i in range(count)])
 
 
 async def test_intake_stores_every_recipient_and_nothing_is_claimable_before_media(store):
@@ -88,3 +88,15 @@ async def test_older_broadcasts_are_dialled_first(store):
         await store.set_media_ready(new.id, ["sound:/x"])
     claimed = await store.claim_calls("n1", 4)
     assert [c.broadcast_id for c in claimed] == [earlier.id] * 2 + [later.id] * 2
+
+
+async def test_personal_sounds_override_the_shared_ones(store):
+    new = broadcast(3)
+    await store.add_broadcast(new)
+    page = await store.recipients_page(new.id, -1, 2)
+    assert [position for _id, position, _vars in page] == [0, 1]
+    await store.set_call_media([CallMedia(page[0][0], ["sound:/mine"], [{"engine": "flite"}])])
+    await store.set_media_ready(new.id, ["sound:/shared"])
+    claimed = {c.call_id: c.sounds for c in await store.claim_calls("n1", 3)}
+    assert claimed[page[0][0]] == ("sound:/mine",)
+    assert claimed[page[1][0]] == ("sound:/shared",)

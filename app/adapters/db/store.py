@@ -22,13 +22,29 @@ IN_FLIGHT_STATES = ("dialing", "ringing", "answered")
 
 
 @dataclass(frozen=True, slots=True)
+class NewCall:
+    id: str
+    target: str
+    variables: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NewBroadcast:
     id: str
     report_id: str
     caller: str
     playlist: list[dict[str, Any]]
     created_at: datetime
-    calls: Sequence[tuple[str, str]]  # (call id, target) in recipient order
+    calls: Sequence[NewCall]  # in recipient order
+
+
+@dataclass(frozen=True, slots=True)
+class CallMedia:
+    """One recipient's own sounds, for a personalised playlist."""
+
+    call_id: str
+    sounds: list[str]
+    speech: list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +135,10 @@ class ReportStore:
                 media_state="pending", total_calls=len(new.calls), created_at=new.created_at))
             await session.flush()
             await session.execute(insert(CallRow), [
-                {"id": call_id, "broadcast_id": new.id, "position": position,
-                 "target": target, "state": "queued", "request_time": new.created_at}
-                for position, (call_id, target) in enumerate(new.calls)
+                {"id": call.id, "broadcast_id": new.id, "position": position,
+                 "target": call.target, "variables": call.variables, "state": "queued",
+                 "request_time": new.created_at}
+                for position, call in enumerate(new.calls)
             ])
 
     # --- media -------------------------------------------------------------------------------
@@ -133,11 +150,32 @@ class ReportStore:
                 .order_by(BroadcastRow.created_at).limit(limit))
             return list(rows)
 
-    async def set_media_ready(self, broadcast_id: str, sounds: list[str]) -> None:
+    async def set_media_ready(self, broadcast_id: str, sounds: list[str] | None,
+                              speech: list[dict[str, Any]] | None = None) -> None:
+        """Calls become claimable. `sounds` is None when every call has its own."""
         async with self._sessions.begin() as session:
             await session.execute(
                 update(BroadcastRow).where(BroadcastRow.id == broadcast_id)
-                .values(media_state="ready", sounds=sounds))
+                .values(media_state="ready", sounds=sounds, speech=speech or None))
+
+    async def recipients_page(self, broadcast_id: str, after_position: int,
+                              limit: int) -> list[tuple[str, int, dict[str, Any]]]:
+        """(call id, position, variables) of queued calls, for personalising their media."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(CallRow.id, CallRow.position, CallRow.variables)
+                .where(CallRow.broadcast_id == broadcast_id, CallRow.position > after_position,
+                       CallRow.state == "queued")
+                .order_by(CallRow.position).limit(limit))
+            return [(row.id, row.position, row.variables or {}) for row in rows]
+
+    async def set_call_media(self, media: Sequence[CallMedia]) -> None:
+        if not media:
+            return
+        async with self._sessions.begin() as session:
+            await session.execute(update(CallRow), [
+                {"id": item.call_id, "sounds": item.sounds, "speech": item.speech or None}
+                for item in media])
 
     async def fail_media(self, broadcast_id: str, reason: str, at: datetime) -> None:
         """The media could not be prepared: no call is placed, every queued one fails."""
@@ -172,7 +210,7 @@ class ReportStore:
                 .values(state="dialing", claimed_by=node_id))
             rows = await session.execute(
                 select(CallRow.id, CallRow.broadcast_id, CallRow.target, BroadcastRow.caller,
-                       BroadcastRow.sounds)
+                       func.coalesce(CallRow.sounds, BroadcastRow.sounds).label("sounds"))
                 .join(BroadcastRow, BroadcastRow.id == CallRow.broadcast_id)
                 .where(CallRow.id.in_(ids))
                 .order_by(CallRow.request_time, CallRow.broadcast_id, CallRow.position))

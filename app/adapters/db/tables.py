@@ -27,6 +27,7 @@ class BroadcastRow(Base):
     media_state: Mapped[str] = mapped_column(String(16), default="pending")
     sounds: Mapped[list[Any] | None] = mapped_column(nullable=True)
     media_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    speech: Mapped[list[Any] | None] = mapped_column(nullable=True)  # engines, shared items
     total_calls: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column()
 
@@ -42,6 +43,10 @@ class CallRow(Base):
     broadcast_id: Mapped[str] = mapped_column(ForeignKey("broadcasts.id"))
     position: Mapped[int] = mapped_column(Integer)
     target: Mapped[str] = mapped_column(String(256))
+    variables: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    # Per-recipient sounds and speech notes, only when the playlist is personalised.
+    sounds: Mapped[list[Any] | None] = mapped_column(nullable=True)
+    speech: Mapped[list[Any] | None] = mapped_column(nullable=True)
     # queued -> dialing -> ringing -> answered -> ended
     state: Mapped[str] = mapped_column(String(16), default="queued")
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
