@@ -13,13 +13,25 @@ from aiohttp import web
 from app.adapters.ari.client import AriClient, AriCredentials
 from app.adapters.ari.events import AriEventStream
 from app.adapters.ari.routing import ChannelEventRouter
+from app.adapters.db.api_keys import ApiKeyStore
 from app.adapters.db.store import ReportStore
 from app.adapters.media.address_policy import AddressPolicy, parse_networks
 from app.adapters.media.fetcher import MediaFetcher
 from app.adapters.tts.engine import SpeechChain, build_engines
+from app.api.auth import AUTHENTICATOR, Authenticator, auth_middleware, parse_configured_keys
 from app.api.envelope import ApiError, error_middleware, ok
-from app.api.routes import INTAKE, LIBRARY, LIMITS, QUERIES, UPLOAD_LIMIT, add_routes
+from app.api.routes import (
+    CANCELLATION,
+    INTAKE,
+    LIBRARY,
+    LIMITS,
+    QUERIES,
+    UPLOAD_LIMIT,
+    UPLOADS,
+    add_routes,
+)
 from app.media_plane.layout import AsteriskLayout
+from app.services.cancellation import Cancellation
 from app.services.dialer import Dialer, DialerLimits
 from app.services.intake import Intake
 from app.services.media_library import MediaLibrary
@@ -39,7 +51,7 @@ SPEECH = web.AppKey("speech", Speech)
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware],
+    app = web.Application(middlewares=[error_middleware, auth_middleware],
                           client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[LIMITS] = {"max_recipients": settings.max_recipients,
@@ -94,7 +106,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         dialer.wake()
 
     app[STORE] = store
+    app[UPLOADS] = store
     app[DIALER] = dialer
+    app[CANCELLATION] = Cancellation(store, dialer)
+    app[AUTHENTICATOR] = Authenticator(parse_configured_keys(settings.api_keys.value),
+                                       ApiKeyStore(store.engine))
     app[EVENT_STREAM] = events
     intake = Intake(store, playlist_media, on_accepted=accepted,
                     media_check_seconds=settings.media_check_seconds)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from app.adapters.media.address_policy import parse_networks
+from app.api.auth import parse_configured_keys
 
 PREFIX = "VOXCAST_"
 
@@ -40,6 +41,7 @@ class Settings:
     runtime_dir: Path = Path("var")
     database_url: str = ""  # default: SQLite in runtime_dir
     node_id: str = "node-1"
+    api_keys: Secret = Secret("")  # "tenant:key,tenant:key"; more keys live in the database
     instance_name: str = "default"  # names this service's Asterisk folder; tests use their own
     # Asterisk
     asterisk_root: Path = Path("/")  # "/" for a native Asterisk, else the chroot it runs in
@@ -137,6 +139,10 @@ def _check(settings: Settings) -> list[str]:
     for name in ("port", "sip_port", "ami_port", "rtp_start", "rtp_end"):
         if not 1 <= getattr(settings, name) <= 65535:
             problems.append(f"VOXCAST_{name.upper()} must be a port number (1-65535)")
+    try:
+        parse_configured_keys(settings.api_keys.value)
+    except ValueError as error:
+        problems.append(f"VOXCAST_API_KEYS: {error}")
     for name in ("media_deny_networks", "media_allow_networks"):
         try:
             parse_networks(getattr(settings, name))

@@ -110,6 +110,17 @@ class PauseItem(BaseModel):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+class RetryPolicyModel(BaseModel):
+    """Try a recipient again after some outcomes; every attempt is kept in the report."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    on: Annotated[list[Literal["busy", "no_answer", "congestion"]],
+                  Field(min_length=1, max_length=3)]
+    attempts: Annotated[int, Field(ge=2, le=5)]  # in total, the first one included
+    delay: Annotated[int, Field(ge=0, le=86400)] = 60  # seconds after the previous attempt
+
+
 def _item_kind(value: Any) -> str | None:
     if isinstance(value, dict):
         for kind in ("play", "say", "pause"):
@@ -136,6 +147,7 @@ class PlayRequest(BaseModel):
     caller: CallerId = Field(validation_alias=AliasChoices("from"), serialization_alias="from")
     variables: Variables | None = None  # the one-recipient form's variables
     playlist: Annotated[list[PlaylistItem], Field(min_length=1)]
+    retry: RetryPolicyModel | None = None
 
     @field_validator("recipients", "playlist", mode="before")
     @classmethod

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import uuid
+from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from app.adapters.db.store import IdempotencyConflict, ReportStore
 from app.adapters.media.audio_conversion import UnsupportedAudio
+from app.api.auth import TENANT
+from app.api.docs_page import docs_page
 from app.api.envelope import ApiError, not_found, ok, read_json
 from app.api.models import PlayRequest
+from app.api.openapi import openapi_document
 from app.api.records import call_record, progress_object
+from app.services.cancellation import Cancellation
 from app.services.intake import Intake
 from app.services.media_library import MediaLibrary
 from app.services.playlist_media import MediaProblem
@@ -21,7 +29,11 @@ INTAKE = web.AppKey("intake", Intake)
 QUERIES = web.AppKey("queries", ReportQueries)
 LIMITS = web.AppKey("limits", dict[str, int])
 LIBRARY = web.AppKey("library", MediaLibrary)
+UPLOADS = web.AppKey("uploads", ReportStore)
+CANCELLATION = web.AppKey("cancellation", Cancellation)
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 UPLOAD_LIMIT = web.AppKey("upload_limit", int)
+OPENAPI = web.AppKey("openapi", dict[str, Any])
 
 
 # Parts of pydantic's error locations that name its machinery, not the client's fields.
@@ -64,34 +76,65 @@ async def submit_play(request: web.Request) -> web.Response:
         play = PlayRequest.model_validate(body, context=request.app[LIMITS])
     except ValidationError as error:
         raise validation_error(error) from error
+    tenant = request[TENANT]
     missing = play.missing_variables()
     if missing:
         details = [{"field": field, "message": message} for field, message in missing]
         raise ApiError(400, "invalid_request", "; ".join(
             f"{field}: {message}" for field, message in missing[:5]), details)
+    await _check_uploads(request, play, tenant)
     try:
         accepted = await request.app[INTAKE].submit(
+            tenant=tenant,
             recipients=[(r.to, r.variables) for r in play.all_recipients()],
             caller=play.caller,
-            playlist=[item.model_dump(exclude_none=True) for item in play.playlist])
+            playlist=[item.model_dump(exclude_none=True) for item in play.playlist],
+            retry=play.retry.model_dump() if play.retry is not None else None,
+            idempotency=_idempotency(request, body))
     except MediaProblem as problem:
         raise ApiError(422, "media_unusable", str(problem),
                        [{"field": problem.field, "message": problem.message}]) from problem
+    except IdempotencyConflict as conflict:
+        raise ApiError(409, "idempotency_conflict", f"Idempotency-Key: {conflict}") from conflict
     return ok({}, request_id=accepted.request_id)
+
+
+def _idempotency(request: web.Request, body: dict[str, Any]) -> tuple[str, str] | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if IDEMPOTENCY_KEY.fullmatch(key) is None:
+        raise ApiError(400, "invalid_request",
+                       "Idempotency-Key: must be 1-128 of letters, digits and _.:-")
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return key, hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _check_uploads(request: web.Request, play: PlayRequest, tenant: str) -> None:
+    """`media:<id>` must name one of the caller's own uploads."""
+    store = request.app[UPLOADS]
+    for index, item in enumerate(play.playlist):
+        source = getattr(item, "play", "")
+        if source.startswith("media:") and not await store.has_upload(
+                tenant, source.removeprefix("media:")):
+            raise ApiError(422, "media_unusable",
+                           f"playlist[{index}].play: no uploaded media with that id",
+                           [{"field": f"playlist[{index}].play",
+                             "message": "no uploaded media with that id"}])
 
 
 async def call_or_request_status(request: web.Request) -> web.Response:
     """`/voice/call/status/{id}`: a request's report reference, or one call's record."""
     queries = request.app[QUERIES]
     item_id = _uuid_or_404(request.match_info["id"], "request or call")
-    status = await queries.status(item_id)
+    status = await queries.status(item_id, request[TENANT])
     if status is not None:
         ready = status.progress.finished
         return ok({"report": {"id": status.broadcast.report_id, "location": "/reports",
                               "status": "ready" if ready else "pending",
                               "progress": progress_object(status.progress)}},
                   request_id=item_id)
-    found = await queries.call(item_id)
+    found = await queries.call(item_id, request[TENANT])
     if found is None:
         raise not_found("request or call")
     call, broadcast = found
@@ -100,7 +143,7 @@ async def call_or_request_status(request: web.Request) -> web.Response:
 
 async def report(request: web.Request) -> web.Response:
     report_id = _uuid_or_404(request.match_info["report_id"], "report")
-    found = await request.app[QUERIES].report(report_id)
+    found = await request.app[QUERIES].report(report_id, request[TENANT])
     if found is None:
         raise not_found("report")
     if not found.progress.finished:
@@ -131,11 +174,41 @@ async def upload_media(request: web.Request) -> web.Response:
         media = await request.app[LIBRARY].store_converted(content_hash, bytes(data))
     except UnsupportedAudio as error:
         raise ApiError(422, "media_unusable", f"body: is not usable audio: {error}") from error
+    await request.app[UPLOADS].add_upload(request[TENANT], content_hash)
     return ok({"media": f"media:{content_hash}",
                "duration": round(media.duration_seconds, 3)}, request_id=content_hash)
 
 
+async def cancel(request: web.Request) -> web.Response:
+    """`DELETE /voice/call/{request_id}`: queued calls end cancelled, live ones are hung up."""
+    request_id = _uuid_or_404(request.match_info["request_id"], "request")
+    cancelled = await request.app[CANCELLATION].cancel(request_id, request[TENANT])
+    if cancelled is None:
+        raise not_found("request")
+    return ok({"cancelled": cancelled.queued_cancelled, "hung_up": cancelled.live_hung_up,
+               "report": {"id": cancelled.report_id, "location": "/reports"}},
+              request_id=request_id)
+
+
+async def _build_openapi(app: web.Application) -> None:
+    limits = app[LIMITS]
+    app[OPENAPI] = openapi_document(max_recipients=limits["max_recipients"],
+                                    max_playlist_items=limits["max_playlist"])
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(text=docs_page(request.app[OPENAPI]), content_type="text/html")
+
+
 def add_routes(app: web.Application) -> None:
+    app.on_startup.append(_build_openapi)
+    app.router.add_get("/openapi.json", openapi_json)
+    app.router.add_get("/docs", docs)
+    app.router.add_delete("/voice/call/{request_id}", cancel)
     app.router.add_post("/media", upload_media)
     app.router.add_post("/voice/call/play", submit_play)
     app.router.add_get("/voice/call/status/{id}", call_or_request_status)

@@ -41,6 +41,7 @@ from app.domain.call_state import (
     advance,
 )
 from app.domain.dial_target import ari_endpoint
+from app.domain.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,8 @@ class CallSession:
         self._events: asyncio.Queue[CallEvent] = asyncio.Queue()
         self._state = CallState(playlist_length=len(call.sounds))
         self._phase_deadline = 0.0
+        self._hangup_requested: str | None = None
+        self._retry = RetryPolicy.from_stored(call.retry)
         self.ignored_events = 0
 
     @property
@@ -108,6 +111,7 @@ class CallSession:
             self._events.put_nowait(translated)
 
     def request_hangup(self, reason: str) -> None:
+        self._hangup_requested = reason
         self._events.put_nowait(HangupWanted(reason))
 
     def report_lost(self, reason: str) -> None:
@@ -117,6 +121,10 @@ class CallSession:
         """Originate, follow the call to its end, and store its final record."""
         self._router.register(self.channel_id, self.deliver)
         try:
+            if self._hangup_requested is not None:
+                # Cancelled or shutting down before the originate: never dial it.
+                await self._store.cancel_calls([self.call.call_id], _now())
+                return
             await self._store.mark_setup(self.call.call_id, _now())
             if await self._originate():
                 await self._follow()
@@ -210,7 +218,12 @@ class CallSession:
                     self.call.call_id, state=self._state.phase.value,
                     ring_time=self._state.ring_time, connect_time=self._state.connect_time)
             case SaveFinal():
-                await self._store.save_final(self.call.call_id, final_record(self._state))
+                final = final_record(self._state)
+                retry_at = None if self._retry is None else self._retry.next_attempt_at(
+                    attempt=self.call.attempt, answered=self._state.answered,
+                    result=final.result, sip_code=final.sip_code,
+                    ended_at=final.disconnect_time or _now())
+                await self._store.save_final(self.call.call_id, final, retry_at)
 
     async def _hangup_quietly(self) -> None:
         try:

@@ -53,6 +53,7 @@ class Dialer:
         self._work_available = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._next_slot = 0.0
+        self._cancelled: set[str] = set()  # broadcasts cancelled while this node runs
         self.peak_concurrent = 0
         self.originates: list[float] = []  # monotonic send times, kept for measurement
         self.keep_originate_times = False
@@ -90,6 +91,10 @@ class Dialer:
         pending = list(calls)
         try:
             while pending:
+                if pending[0].broadcast_id in self._cancelled:
+                    call = pending.pop(0)
+                    await self._store.cancel_calls([call.call_id], datetime.now(UTC))
+                    continue
                 await self._wait_for_slot()
                 if not self._connected.is_set():
                     break
@@ -128,6 +133,20 @@ class Dialer:
         self._slot_freed.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("call %s session crashed", call_id, exc_info=task.exception())
+
+    def cancel_broadcast(self, broadcast_id: str) -> None:
+        """Never dial another call of this broadcast from what this node already claimed."""
+        self._cancelled.add(broadcast_id)
+
+    async def hang_up_broadcast(self, broadcast_id: str, wait_seconds: float) -> int:
+        """Hang up this broadcast's live calls and wait (bounded) for their records."""
+        live = [(session, task) for session, task in self._sessions.values()
+                if session.call.broadcast_id == broadcast_id]
+        for session, _task in live:
+            session.request_hangup("cancelled")
+        if live:
+            await asyncio.wait([task for _session, task in live], timeout=wait_seconds)
+        return len(live)
 
     async def recover(self) -> None:
         """Account for calls a previous run of this node left live (after a crash)."""

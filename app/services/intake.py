@@ -47,19 +47,30 @@ class Intake:
             check.cancel()
         await asyncio.gather(*self._checks, return_exceptions=True)
 
-    async def submit(self, *, recipients: list[tuple[str, dict[str, str] | None]], caller: str,
-                     playlist: list[dict[str, Any]]) -> Accepted:
+    async def submit(self, *, tenant: str, recipients: list[tuple[str, dict[str, str] | None]],
+                     caller: str, playlist: list[dict[str, Any]],
+                     retry: dict[str, Any] | None = None,
+                     idempotency: tuple[str, str] | None = None) -> Accepted:
         """Store before answering: once this returns, the broadcast survives any crash.
 
         The playlist's shared media is tried first for a short while, so a bad URL is refused
         now, naming the item; what takes longer goes on after the answer.
         """
+        if idempotency is not None:
+            earlier = await self._store.idempotent_replay(tenant, *idempotency)
+            if earlier is not None:
+                return Accepted(earlier.id, earlier.report_id)
         await self._check_media(playlist)
         broadcast = NewBroadcast(
-            id=str(uuid.uuid4()), report_id=str(uuid.uuid4()), caller=caller,
+            id=str(uuid.uuid4()), report_id=str(uuid.uuid4()), tenant=tenant, caller=caller,
             playlist=playlist, created_at=datetime.now(UTC).replace(microsecond=0),
             calls=[NewCall(str(uuid.uuid4()), target, variables)
-                   for target, variables in recipients])
-        await self._store.add_broadcast(broadcast)
+                   for target, variables in recipients],
+            retry=retry, idempotency=idempotency)
+        stored_id = await self._store.add_broadcast(broadcast)
+        if stored_id != broadcast.id:  # lost an idempotency race: answer as the winner did
+            earlier = await self._store.broadcast(stored_id, tenant)
+            assert earlier is not None  # noqa: S101 - the key row points at it
+            return Accepted(earlier.id, earlier.report_id)
         self._on_accepted()
         return Accepted(broadcast.id, broadcast.report_id)

@@ -1,15 +1,26 @@
 import asyncio
 import uuid
+
+import pytest
 from datetime import UTC, datetime
 
-from app.adapters.db.store import CallFinal, CallMedia, NewBroadcast, NewCall
+from app.adapters.db.store import (
+    CallFinal,
+    CallMedia,
+    IdempotencyConflict,
+    NewBroadcast,
+    NewCall,
+)
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 
-def broadcast(count: int, created: datetime = NOW) -> NewBroadcast:
+def broadcast(count: int, created: datetime = NOW, tenant: str = "t1",
+              idempotency: tuple[str, str] | None = None,
+              retry: dict | None = None) -> NewBroadcast:
     return NewBroadcast(
-        id=str(uuid.uuid4()), report_id=str(uuid.uuid4()), caller="me",
+        id=str(uuid.uuid4()), report_id=str(uuid.uuid4()), tenant=tenant, caller="me",
+        idempotency=idempotency, retry=retry,
         playlist=[{"play": "http://127.0.0.1/x.wav"}], created_at=created,
         calls=[NewCall(str(uuid.uuid4()), f"sip:{i}@127.0.0.1") for i in range(count)])
 
@@ -72,11 +83,11 @@ async def test_final_record_is_written_once(store):
     await store.save_final(call.call_id, CallFinal("failed", NOW, None, None, 500, "x", "none",
                                                    None, None, None, []))
     await store.save_progress(call.call_id, state="ringing", ring_time=NOW, connect_time=None)
-    row, parent = await store.call(call.call_id)
+    row, parent = await store.call(call.call_id, "t1")
     assert (row.result, row.sip_code, row.state, row.playback) == ("completed", 200, "ended",
                                                                    ["done"])
     assert parent.id == new.id
-    report_parent = await store.broadcast_by_report(new.report_id)
+    report_parent = await store.broadcast_by_report(new.report_id, "t1")
     assert report_parent.id == new.id
 
 
@@ -100,3 +111,64 @@ async def test_personal_sounds_override_the_shared_ones(store):
     claimed = {c.call_id: c.sounds for c in await store.claim_calls("n1", 3)}
     assert claimed[page[0][0]] == ("sound:/mine",)
     assert claimed[page[1][0]] == ("sound:/shared",)
+
+
+async def test_tenants_never_see_each_other(store):
+    new = broadcast(1, tenant="acme")
+    await store.add_broadcast(new)
+    await store.set_media_ready(new.id, ["sound:/x"])
+    (call,) = await store.claim_calls("n1", 1)
+    assert await store.broadcast(new.id, "acme") is not None
+    assert await store.broadcast(new.id, "other") is None
+    assert await store.broadcast_by_report(new.report_id, "other") is None
+    assert await store.call(call.call_id, "other") is None
+    await store.add_upload("acme", "ab" * 32)
+    assert await store.has_upload("acme", "ab" * 32)
+    assert not await store.has_upload("other", "ab" * 32)
+
+
+async def test_idempotency_key_returns_the_first_request(store):
+    first = broadcast(2, idempotency=("key-1", "hash-a"))
+    assert await store.add_broadcast(first) == first.id
+    replay = broadcast(2, idempotency=("key-1", "hash-a"))
+    assert await store.add_broadcast(replay) == first.id
+    assert (await store.progress(first.id)).total == 2
+    assert await store.broadcast(replay.id, "t1") is None  # nothing new stored
+    with pytest.raises(IdempotencyConflict):
+        await store.add_broadcast(broadcast(2, idempotency=("key-1", "hash-b")))
+    other_tenant = broadcast(1, tenant="t2", idempotency=("key-1", "hash-b"))
+    assert await store.add_broadcast(other_tenant) == other_tenant.id
+
+
+async def test_concurrent_idempotent_submits_store_one_request(store):
+    attempts = [broadcast(3, idempotency=("same", "h")) for _ in range(8)]
+    ids = await asyncio.gather(*(store.add_broadcast(b) for b in attempts))
+    assert len(set(ids)) == 1
+    assert (await store.progress(ids[0])).total == 3
+
+
+async def test_cancel_ends_queued_calls_and_stops_claims(store):
+    new = broadcast(3)
+    await store.add_broadcast(new)
+    await store.set_media_ready(new.id, ["sound:/x"])
+    (live,) = await store.claim_calls("n1", 1)
+    assert await store.cancel(new.id, NOW) == 2
+    assert await store.claim_calls("n1", 5) == []
+    calls = await store.calls_of(new.id)
+    assert [c.result for c in calls] == [None, "cancelled", "cancelled"]
+    assert calls[0].id == live.call_id
+
+
+async def test_a_retry_is_queued_with_the_final_record(store):
+    new = broadcast(1, retry={"on": ["busy"], "attempts": 2, "delay": 0})
+    await store.add_broadcast(new)
+    await store.set_media_ready(new.id, ["sound:/x"])
+    (call,) = await store.claim_calls("n1", 1)
+    assert call.retry == {"on": ["busy"], "attempts": 2, "delay": 0} and call.attempt == 1
+    busy = CallFinal("completed", NOW, None, None, 486, "User Busy", "tech_cause", 17, "busy",
+                     None, [])
+    await store.save_final(call.call_id, busy, retry_at=NOW)
+    (again,) = await store.claim_calls("n1", 1)
+    assert again.attempt == 2 and again.target == call.target
+    await store.save_final(call.call_id, busy, retry_at=NOW)  # a second final is ignored
+    assert [c.attempt for c in await store.calls_of(new.id)] == [1, 2]

@@ -6,17 +6,24 @@ claim queued calls with `FOR UPDATE SKIP LOCKED` so no call is claimed twice.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import event, func, insert, or_, select, update
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from app.adapters.db.tables import Base, BroadcastRow, CallRow
+from app.adapters.db.tables import Base, BroadcastRow, CallRow, IdempotencyRow, UploadRow
 
 IN_FLIGHT_STATES = ("dialing", "ringing", "answered")
 
@@ -32,10 +39,17 @@ class NewCall:
 class NewBroadcast:
     id: str
     report_id: str
+    tenant: str
     caller: str
     playlist: list[dict[str, Any]]
     created_at: datetime
     calls: Sequence[NewCall]  # in recipient order
+    retry: dict[str, Any] | None = None
+    idempotency: tuple[str, str] | None = None  # (Idempotency-Key, hash of the body)
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was already used with another body."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +68,8 @@ class ClaimedCall:
     target: str
     caller: str
     sounds: tuple[str, ...]
+    attempt: int = 1
+    retry: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +134,10 @@ class ReportStore:
             await connection.run_sync(Base.metadata.create_all)
         return cls(engine)
 
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
     async def close(self) -> None:
         await self._engine.dispose()
 
@@ -127,19 +147,65 @@ class ReportStore:
 
     # --- intake ------------------------------------------------------------------------------
 
-    async def add_broadcast(self, new: NewBroadcast) -> None:
-        """Store the request and every recipient's row in one transaction."""
-        async with self._sessions.begin() as session:
-            session.add(BroadcastRow(
-                id=new.id, report_id=new.report_id, caller=new.caller, playlist=new.playlist,
-                media_state="pending", total_calls=len(new.calls), created_at=new.created_at))
-            await session.flush()
-            await session.execute(insert(CallRow), [
-                {"id": call.id, "broadcast_id": new.id, "position": position,
-                 "target": call.target, "variables": call.variables, "state": "queued",
-                 "request_time": new.created_at}
-                for position, call in enumerate(new.calls)
-            ])
+    async def add_broadcast(self, new: NewBroadcast) -> str:
+        """Store the request and every recipient's row in one transaction; return its id.
+
+        With an idempotency key already used for the same body, nothing is stored and the
+        earlier request's id is returned; with another body, IdempotencyConflict.
+        """
+        for _attempt in range(2):
+            try:
+                async with self._sessions.begin() as session:
+                    earlier = await self._idempotent_match(session, new)
+                    if earlier is not None:
+                        return earlier
+                    self._add(session, new)
+                    await session.flush()
+                    await session.execute(insert(CallRow), [
+                        {"id": call.id, "broadcast_id": new.id, "position": position,
+                         "target": call.target, "variables": call.variables,
+                         "state": "queued", "request_time": new.created_at}
+                        for position, call in enumerate(new.calls)
+                    ])
+                return new.id
+            except IntegrityError:
+                if new.idempotency is None:
+                    raise
+                # Another request with the same key won the race: answer as it did.
+        raise IdempotencyConflict("the Idempotency-Key is being used concurrently")
+
+    async def idempotent_replay(self, tenant: str, key: str,
+                                body_hash: str) -> BroadcastRow | None:
+        """The broadcast an earlier use of this key created, checked before any work is done."""
+        async with self._sessions() as session:
+            earlier = await session.get(IdempotencyRow, (tenant, key))
+            if earlier is None:
+                return None
+            if earlier.body_hash != body_hash:
+                raise IdempotencyConflict("this Idempotency-Key was used with another body")
+            return await session.get(BroadcastRow, earlier.broadcast_id)
+
+    @staticmethod
+    async def _idempotent_match(session: AsyncSession, new: NewBroadcast) -> str | None:
+        if new.idempotency is None:
+            return None
+        key, body_hash = new.idempotency
+        earlier = await session.get(IdempotencyRow, (new.tenant, key))
+        if earlier is None:
+            return None
+        if earlier.body_hash != body_hash:
+            raise IdempotencyConflict("this Idempotency-Key was used with another body")
+        return earlier.broadcast_id
+
+    @staticmethod
+    def _add(session: AsyncSession, new: NewBroadcast) -> None:
+        session.add(BroadcastRow(
+            id=new.id, report_id=new.report_id, tenant=new.tenant, caller=new.caller,
+            playlist=new.playlist, retry=new.retry, media_state="pending",
+            total_calls=len(new.calls), created_at=new.created_at))
+        if new.idempotency is not None:
+            session.add(IdempotencyRow(tenant=new.tenant, key=new.idempotency[0],
+                                       body_hash=new.idempotency[1], broadcast_id=new.id))
 
     # --- media -------------------------------------------------------------------------------
 
@@ -192,12 +258,15 @@ class ReportStore:
     # --- the queue ---------------------------------------------------------------------------
 
     async def claim_calls(self, node_id: str, limit: int) -> list[ClaimedCall]:
-        """Take up to `limit` queued calls whose media is ready, oldest first."""
+        """Take up to `limit` queued calls whose media is ready and that are due, oldest first."""
+        now = datetime.now(UTC)
         async with self._sessions.begin() as session:
             query = (
                 select(CallRow.id)
                 .join(BroadcastRow, BroadcastRow.id == CallRow.broadcast_id)
-                .where(CallRow.state == "queued", BroadcastRow.media_state == "ready")
+                .where(CallRow.state == "queued", BroadcastRow.media_state == "ready",
+                       BroadcastRow.cancelled_at.is_(None),
+                       or_(CallRow.not_before.is_(None), CallRow.not_before <= now))
                 .order_by(CallRow.request_time, CallRow.broadcast_id, CallRow.position)
                 .limit(limit))
             if self._skip_locked:
@@ -210,12 +279,14 @@ class ReportStore:
                 .values(state="dialing", claimed_by=node_id))
             rows = await session.execute(
                 select(CallRow.id, CallRow.broadcast_id, CallRow.target, BroadcastRow.caller,
-                       func.coalesce(CallRow.sounds, BroadcastRow.sounds).label("sounds"))
+                       func.coalesce(CallRow.sounds, BroadcastRow.sounds).label("sounds"),
+                       CallRow.attempt, BroadcastRow.retry)
                 .join(BroadcastRow, BroadcastRow.id == CallRow.broadcast_id)
                 .where(CallRow.id.in_(ids))
                 .order_by(CallRow.request_time, CallRow.broadcast_id, CallRow.position))
             return [ClaimedCall(row.id, row.broadcast_id, row.target, row.caller,
-                                tuple(row.sounds or ())) for row in rows]
+                                tuple(row.sounds or ()), row.attempt, row.retry)
+                    for row in rows]
 
     async def release_calls(self, call_ids: Sequence[str]) -> None:
         """Give back claimed calls that were never dialled."""
@@ -240,9 +311,11 @@ class ReportStore:
                 update(CallRow).where(CallRow.id == call_id, CallRow.state != "ended")
                 .values(state=state, ring_time=ring_time, connect_time=connect_time))
 
-    async def save_final(self, call_id: str, final: CallFinal) -> None:
+    async def save_final(self, call_id: str, final: CallFinal,
+                         retry_at: datetime | None = None) -> None:
+        """Write the final record; with `retry_at`, queue the next attempt in the same commit."""
         async with self._sessions.begin() as session:
-            await session.execute(
+            result = await session.execute(
                 update(CallRow).where(CallRow.id == call_id, CallRow.state != "ended")
                 .values(state="ended", result=final.result,
                         disconnect_time=final.disconnect_time, ring_time=final.ring_time,
@@ -250,6 +323,52 @@ class ReportStore:
                         sip_text=final.sip_text, sip_code_source=final.sip_code_source,
                         q850_cause=final.q850_cause, q850_text=final.q850_text,
                         hangup_by=final.hangup_by, playback=final.playback))
+            if retry_at is None or not result.rowcount:  # type: ignore[attr-defined]
+                return
+            ended = await session.get(CallRow, call_id)
+            if ended is None:
+                return
+            session.add(CallRow(
+                id=str(uuid.uuid4()), broadcast_id=ended.broadcast_id, position=ended.position,
+                attempt=ended.attempt + 1, not_before=retry_at, target=ended.target,
+                variables=ended.variables, sounds=ended.sounds, speech=ended.speech,
+                state="queued", request_time=ended.request_time))
+
+    async def cancel(self, broadcast_id: str, at: datetime) -> int:
+        """Stop a broadcast: no more claims, queued calls end `cancelled`. Returns how many."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(BroadcastRow).where(BroadcastRow.id == broadcast_id,
+                                           BroadcastRow.cancelled_at.is_(None))
+                .values(cancelled_at=at))
+            result = await session.execute(
+                update(CallRow)
+                .where(CallRow.broadcast_id == broadcast_id, CallRow.state == "queued")
+                .values(state="ended", result="cancelled", disconnect_time=at,
+                        sip_text="cancelled before it was dialled", sip_code_source="none",
+                        playback=[]))
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def cancel_calls(self, call_ids: Sequence[str], at: datetime) -> None:
+        """Claimed calls of a cancelled broadcast that were never dialled."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(CallRow).where(CallRow.id.in_(list(call_ids)), CallRow.state != "ended")
+                .values(state="ended", result="cancelled", disconnect_time=at,
+                        sip_text="cancelled before it was dialled", sip_code_source="none",
+                        playback=[]))
+
+    # --- uploads -----------------------------------------------------------------------------
+
+    async def add_upload(self, tenant: str, content_hash: str) -> None:
+        async with self._sessions.begin() as session:
+            if await session.get(UploadRow, (tenant, content_hash)) is None:
+                session.add(UploadRow(tenant=tenant, content_hash=content_hash,
+                                      created_at=datetime.now(UTC)))
+
+    async def has_upload(self, tenant: str, content_hash: str) -> bool:
+        async with self._sessions() as session:
+            return await session.get(UploadRow, (tenant, content_hash)) is not None
 
     async def in_flight_calls(self, node_id: str) -> list[CallRow]:
         """Calls this node had dialled but not seen end (after a crash)."""
@@ -261,14 +380,19 @@ class ReportStore:
 
     # --- queries -----------------------------------------------------------------------------
 
-    async def broadcast(self, broadcast_id: str) -> BroadcastRow | None:
-        async with self._sessions() as session:
-            return await session.get(BroadcastRow, broadcast_id)
-
-    async def broadcast_by_report(self, report_id: str) -> BroadcastRow | None:
+    async def broadcast(self, broadcast_id: str, tenant: str) -> BroadcastRow | None:
+        """The tenant's broadcast; another tenant's is as unknown as a missing one."""
         async with self._sessions() as session:
             found: BroadcastRow | None = await session.scalar(
-                select(BroadcastRow).where(BroadcastRow.report_id == report_id))
+                select(BroadcastRow).where(BroadcastRow.id == broadcast_id,
+                                           BroadcastRow.tenant == tenant))
+            return found
+
+    async def broadcast_by_report(self, report_id: str, tenant: str) -> BroadcastRow | None:
+        async with self._sessions() as session:
+            found: BroadcastRow | None = await session.scalar(
+                select(BroadcastRow).where(BroadcastRow.report_id == report_id,
+                                           BroadcastRow.tenant == tenant))
             return found
 
     async def progress(self, broadcast_id: str) -> Progress:
@@ -286,13 +410,13 @@ class ReportStore:
         async with self._sessions() as session:
             rows = await session.scalars(
                 select(CallRow).where(CallRow.broadcast_id == broadcast_id)
-                .order_by(CallRow.position))
+                .order_by(CallRow.position, CallRow.attempt))
             return list(rows)
 
-    async def call(self, call_id: str) -> tuple[CallRow, BroadcastRow] | None:
+    async def call(self, call_id: str, tenant: str) -> tuple[CallRow, BroadcastRow] | None:
         async with self._sessions() as session:
             row = (await session.execute(
                 select(CallRow, BroadcastRow)
                 .join(BroadcastRow, BroadcastRow.id == CallRow.broadcast_id)
-                .where(CallRow.id == call_id))).first()
+                .where(CallRow.id == call_id, BroadcastRow.tenant == tenant))).first()
             return None if row is None else (row[0], row[1])

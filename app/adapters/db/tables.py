@@ -21,7 +21,10 @@ class BroadcastRow(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     report_id: Mapped[str] = mapped_column(String(36), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
     caller: Mapped[str] = mapped_column(String(64))
+    retry: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)  # the retry policy
+    cancelled_at: Mapped[datetime | None] = mapped_column(nullable=True)
     playlist: Mapped[list[Any]] = mapped_column()
     # pending -> ready (sounds filled) or failed (media_error filled, every call failed)
     media_state: Mapped[str] = mapped_column(String(16), default="pending")
@@ -41,7 +44,9 @@ class CallRow(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     broadcast_id: Mapped[str] = mapped_column(ForeignKey("broadcasts.id"))
-    position: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)  # the recipient's index in the request
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    not_before: Mapped[datetime | None] = mapped_column(nullable=True)  # a retry's due time
     target: Mapped[str] = mapped_column(String(256))
     variables: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     # Per-recipient sounds and speech notes, only when the playlist is personalised.
@@ -69,3 +74,37 @@ class CallRow(Base):
         Index("ix_calls_queue", "state", "request_time", "broadcast_id", "position"),
         Index("ix_calls_claimed", "claimed_by", "state"),
     )
+
+
+class IdempotencyRow(Base):
+    """An `Idempotency-Key` a tenant used, and the request it created."""
+
+    __tablename__ = "idempotency_keys"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    broadcast_id: Mapped[str] = mapped_column(ForeignKey("broadcasts.id"))
+
+
+class UploadRow(Base):
+    """A recording a tenant uploaded; only that tenant may play it."""
+
+    __tablename__ = "uploads"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column()
+
+
+class ApiKeyRow(Base):
+    """An API key, stored as the SHA-256 of the key (keys are long random tokens)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)

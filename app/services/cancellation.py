@@ -1,0 +1,34 @@
+"""Cancel a broadcast: queued calls end `cancelled`, live ones are hung up and recorded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.adapters.db.store import ReportStore
+from app.services.dialer import Dialer
+
+LIVE_CALLS_WAIT_SECONDS = 8.0  # hung-up calls end within a second or two: then it is ready
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    report_id: str
+    queued_cancelled: int
+    live_hung_up: int
+
+
+class Cancellation:
+    def __init__(self, store: ReportStore, dialer: Dialer) -> None:
+        self._store = store
+        self._dialer = dialer
+
+    async def cancel(self, request_id: str, tenant: str) -> Cancelled | None:
+        broadcast = await self._store.broadcast(request_id, tenant)
+        if broadcast is None:
+            return None
+        # The dialer first, so a call it has claimed but not dialled is never dialled.
+        self._dialer.cancel_broadcast(broadcast.id)
+        queued = await self._store.cancel(broadcast.id, datetime.now(UTC))
+        live = await self._dialer.hang_up_broadcast(broadcast.id, LIVE_CALLS_WAIT_SECONDS)
+        return Cancelled(broadcast.report_id, queued, live)
