@@ -7,6 +7,7 @@ three start the media plane the same way.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -14,6 +15,9 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
+from app.adapters.db.api_keys import ApiKeyStore
+from app.adapters.db.store import ReportStore
+from app.atomic_file import write_atomically
 from app.main import create_app
 from app.media_plane.asterisk_process import AsteriskProcess
 from app.media_plane.config import AsteriskConfigValues, render_asterisk_config
@@ -67,9 +71,54 @@ async def running_asterisk(settings: Settings) -> AsyncIterator[AsteriskProcess]
         await asterisk.stop()
 
 
+class UnsafeBinding(RuntimeError):
+    """Refusing to serve an open API (no API key anywhere) beyond loopback."""
+
+
+async def _keys_exist(settings: Settings) -> bool:
+    if settings.api_keys.value:
+        return True
+    store = await ReportStore.open(settings.resolved_database_url)
+    try:
+        return await ApiKeyStore(store.engine).any_active()
+    finally:
+        await store.close()
+
+
+async def check_binding(settings: Settings) -> None:
+    """Without any API key the API is open: then it may listen on loopback only."""
+    if await _keys_exist(settings):
+        return
+    if not ipaddress.ip_address(settings.host).is_loopback:
+        raise UnsafeBinding(
+            f"no API key is configured, so the API would be open to anyone: refusing to listen "
+            f"on {settings.host}. Create one with `python -m app keys create --tenant NAME` "
+            "or set VOXCAST_API_KEYS, or listen on 127.0.0.1.")
+    log.warning("no API key is configured: the API is open to anyone on this machine "
+                "(tenant %r) and listens on loopback only", "default")
+
+
+async def development_key(settings: Settings) -> str:
+    """The key `make run` prints: made once for tenant `dev`, kept in the runtime folder."""
+    path = settings.runtime_dir / "dev-api-key"
+    store = await ReportStore.open(settings.resolved_database_url)
+    try:
+        keys = ApiKeyStore(store.engine)
+        if path.exists():
+            key = path.read_text(encoding="ascii").strip()
+            if await keys.tenant_for(key) is not None:
+                return key
+        _key_id, key = await keys.create("dev", label="development key made by make run")
+        write_atomically(path, key.encode("ascii"), mode=0o600)
+        return key
+    finally:
+        await store.close()
+
+
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[web.AppRunner]:
     """The HTTP API on settings.host:port; leaving drains calls and closes everything."""
+    await check_binding(settings)
     runner = web.AppRunner(create_app(settings), handle_signals=False)
     await runner.setup()
     try:
@@ -95,7 +144,13 @@ async def wait_for_stop_signal() -> None:
 
 async def run_all(settings: Settings) -> None:
     """Asterisk and the service together, in the foreground, until SIGINT or SIGTERM."""
+    settings.runtime_dir.mkdir(parents=True, exist_ok=True)
+    key = await development_key(settings)
     async with running_asterisk(settings), serving(settings):
+        # Printed, not logged: it is for the person at this terminal, not for log files.
+        print(f"\nVoxcast is ready on http://{settings.host}:{settings.port}\n"
+              f"Development API key (tenant dev): {key}\n"
+              f"  curl -H 'Authorization: Bearer {key}' ...\n", flush=True)
         await wait_for_stop_signal()
 
 

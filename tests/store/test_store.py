@@ -1,8 +1,8 @@
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import pytest
-from datetime import UTC, datetime
 
 from app.adapters.db.store import (
     CallFinal,
