@@ -78,8 +78,13 @@ class ChannelLost:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class HangupFoundNoChannel:
+    """Our hang-up found the channel already gone: the far end (or Asterisk) ended it first."""
+
+
 CallEvent = (OriginateFailed | Ringing | Answered | PlaybackFinished | Destroyed | HangupWanted
-             | ChannelLost)
+             | ChannelLost | HangupFoundNoChannel)
 
 
 # --- actions for the session to carry out --------------------------------------------------
@@ -185,6 +190,9 @@ def advance(state: CallState, event: CallEvent) -> Transition:
             ended = replace(state, phase=Phase.ENDED, disconnect_time=at,
                             result=Result.COMPLETED, outcome=outcome, hangup_by=hangup_by)
             return Transition(ended, (SaveFinal(),))
+
+        case HangupFoundNoChannel() if state.phase is Phase.HANGING_UP:
+            return Transition(replace(state, hangup_by=None))
 
         case ChannelLost(at=at, reason=reason):
             ended = replace(state, phase=Phase.ENDED, disconnect_time=at, result=Result.FAILED,

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import socket
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -203,12 +204,23 @@ class SippFarEnd:
                 proc.kill()
         await proc.wait()
 
-    def received_invites(self) -> int:
-        """How many calls (distinct INVITE Call-IDs, not retransmissions) SIPp received."""
+    def invites_by_user(self) -> Counter[str]:
+        """Calls received per Request-URI user (`INVITE sip:USER@...`): who got how many."""
+        counts: Counter[str] = Counter()
+        for line in self._invite_lines():
+            parts = line.split(" ")
+            counts[parts[2] if len(parts) > 2 else ""] += 1
+        return counts
+
+    def _invite_lines(self) -> set[str]:
         try:
             text = self.invite_log.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
-            return 0
-        # Only complete lines: SIPp may be writing the last one right now.
-        lines = text.split("\n")[:-1]
-        return len({line for line in lines if line.startswith("INVITE ")})
+            return set()
+        # Only complete lines (SIPp may be writing the last one), each call once: a
+        # retransmitted INVITE repeats the same Call-ID and URI, so it folds into one line.
+        return {line for line in text.split("\n")[:-1] if line.startswith("INVITE ")}
+
+    def received_invites(self) -> int:
+        """How many calls (distinct INVITE Call-IDs, not retransmissions) SIPp received."""
+        return len(self._invite_lines())

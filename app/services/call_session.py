@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 
 from app.adapters.ari.client import AriClient
-from app.adapters.ari.errors import AriError, AriNotFound, AriUnavailable
+from app.adapters.ari.errors import AriError, AriNotFound, AriUnavailable, AriUnreachable
 from app.adapters.ari.events import (
     ChannelAnswered,
     ChannelEvent,
@@ -30,6 +30,7 @@ from app.domain.call_state import (
     ChannelLost,
     Destroyed,
     Hangup,
+    HangupFoundNoChannel,
     HangupWanted,
     OriginateFailed,
     Phase,
@@ -128,6 +129,10 @@ class CallSession:
             await self._store.mark_setup(self.call.call_id, _now())
             if await self._originate():
                 await self._follow()
+        except AriUnreachable:
+            # Asterisk was not there (restarting): nothing was dialled, so queue it again.
+            log.info("call %s: Asterisk unreachable, back to the queue", self.call.call_id)
+            await self._store.requeue(self.call.call_id)
         finally:
             self._router.unregister(self.channel_id)
 
@@ -149,6 +154,8 @@ class CallSession:
                 app=self._ari_app, caller_id=self.call.caller,
                 timeout_seconds=self._ring_timeout, app_args=self.call.call_id,
                 variables={"VOXCAST_CALL_ID": self.call.call_id})
+        except AriUnreachable:
+            raise
         except AriError as error:
             if isinstance(error, AriUnavailable):
                 # The request may have reached Asterisk before the connection broke:
@@ -212,7 +219,8 @@ class CallSession:
                     log.warning("call %s: play item %d failed: %s", self.call.call_id, item, error)
                     self._events.put_nowait(PlaybackFinished(item, succeeded=False))
             case Hangup():
-                await self._hangup_quietly()
+                if not await self._hangup_quietly():
+                    self._events.put_nowait(HangupFoundNoChannel())
             case SaveProgress():
                 await self._store.save_progress(
                     self.call.call_id, state=self._state.phase.value,
@@ -225,13 +233,15 @@ class CallSession:
                     ended_at=final.disconnect_time or _now())
                 await self._store.save_final(self.call.call_id, final, retry_at)
 
-    async def _hangup_quietly(self) -> None:
+    async def _hangup_quietly(self) -> bool:
+        """Hang up; False when the channel was already gone."""
         try:
             await self._ari.hangup(self.channel_id)
         except AriNotFound:
-            pass  # already gone
+            return False
         except AriError as error:
             log.warning("call %s: hang-up failed: %s", self.call.call_id, error)
+        return True
 
 
 def final_record(state: CallState) -> CallFinal:

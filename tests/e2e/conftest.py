@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from app.main import create_app
+from app.media_plane.asterisk_process import AsteriskProcess
 from app.media_plane.sipp import SippFarEnd
 from app.runtime import layout_of, running_asterisk, with_generated_secrets
 from app.settings import Settings
@@ -48,6 +50,7 @@ def _asterisk_root() -> Path:
 @dataclass
 class MediaPlane:
     settings: Settings
+    asterisk: AsteriskProcess
     far_ends: dict[str, SippFarEnd]  # behaviour -> SIPp on 127.0.0.1
     silent_port: int  # nothing listens here
     media_url: str  # a 3 s 44.1 kHz stereo WAV served on 127.0.0.1
@@ -94,7 +97,7 @@ async def media_plane(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
 
     far_ends: dict[str, SippFarEnd] = {}
     try:
-        async with running_asterisk(settings):
+        async with running_asterisk(settings) as asterisk:
             for index, behaviour in enumerate(BEHAVIOURS):
                 far_end = SippFarEnd(root=root, scenario=f"{behaviour}.xml", port=_udp_port(),
                                      work_dir=layout.sipp_dir / behaviour,
@@ -103,6 +106,7 @@ async def media_plane(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
                 far_ends[behaviour] = far_end
             yield MediaPlane(
                 settings=settings,
+                asterisk=asterisk,
                 far_ends=far_ends,
                 silent_port=_udp_port(),
                 media_url=f"http://127.0.0.1:{media_port}/voices/hello.wav",
@@ -112,6 +116,46 @@ async def media_plane(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
             await far_end.stop()
         await media_runner.cleanup()
         shutil.rmtree(layout.instance_dir, ignore_errors=True)
+
+
+def service_environment(settings: Settings, runtime: Path, port: int,
+                        **overrides: str) -> dict[str, str]:
+    """The environment of a `python -m app serve` process on the session's Asterisk."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("VOXCAST_")}
+    env.update({
+        "VOXCAST_RUNTIME_DIR": str(runtime), "VOXCAST_PORT": str(port),
+        "VOXCAST_ASTERISK_ROOT": str(settings.asterisk_root),
+        "VOXCAST_INSTANCE_NAME": settings.instance_name, "VOXCAST_ARI_URL": settings.ari_url,
+        "VOXCAST_ARI_PASSWORD": settings.ari_password.value,
+        "VOXCAST_CALLS_PER_SECOND": "5", "VOXCAST_MAX_CONCURRENT_CALLS": "5",
+        "VOXCAST_DRAIN_TIMEOUT": "1", "VOXCAST_RING_TIMEOUT": "3",
+        "VOXCAST_MEDIA_ALLOW_LOOPBACK": "1",
+    })
+    env.update({f"VOXCAST_{name.upper()}": value for name, value in overrides.items()})
+    return env
+
+
+async def start_service_process(env: dict[str, str],
+                                port: int) -> asyncio.subprocess.Process:
+    """`python -m app serve`, ready; its log goes to service.log in its runtime folder."""
+    log_path = Path(env["VOXCAST_RUNTIME_DIR"]) / "service.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log_file:  # the child keeps its own descriptor
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "app", "serve", cwd=REPO, env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=log_file)
+    deadline = time.monotonic() + 15
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/ready") as response:
+                    if response.status == 200:
+                        return process
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+    process.kill()
+    raise AssertionError("service did not become ready")
 
 
 @dataclass

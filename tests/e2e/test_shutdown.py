@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -14,44 +12,10 @@ import aiohttp
 import pytest
 
 from app.adapters.db.store import ReportStore
-from app.settings import Settings
 from tests.conftest import free_port
-from tests.e2e.conftest import MediaPlane
+from tests.e2e.conftest import MediaPlane, service_environment, start_service_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _environment(settings: Settings, runtime: Path, port: int) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("VOXCAST_")}
-    env.update({
-        "VOXCAST_RUNTIME_DIR": str(runtime), "VOXCAST_PORT": str(port),
-        "VOXCAST_ASTERISK_ROOT": str(settings.asterisk_root),
-        "VOXCAST_INSTANCE_NAME": settings.instance_name, "VOXCAST_ARI_URL": settings.ari_url,
-        "VOXCAST_ARI_PASSWORD": settings.ari_password.value,
-        "VOXCAST_CALLS_PER_SECOND": "5", "VOXCAST_MAX_CONCURRENT_CALLS": "5",
-        "VOXCAST_DRAIN_TIMEOUT": "1", "VOXCAST_RING_TIMEOUT": "3",
-        "VOXCAST_MEDIA_ALLOW_LOOPBACK": "1",
-    })
-    return env
-
-
-async def _start_service(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app", "serve", cwd=REPO, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    deadline = time.monotonic() + 15
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/ready") as response:
-                    if response.status == 200:
-                        return process
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
-    process.kill()
-    raise AssertionError("service did not become ready")
 
 
 async def _states(runtime: Path, request_id: str) -> Counter[str]:
@@ -67,8 +31,8 @@ async def test_sigterm_mid_batch_loses_nobody(media_plane: MediaPlane, tmp_path:
     answer = media_plane.far_ends["answer"]
     invites_before = answer.received_invites()
     port = free_port()
-    env = _environment(media_plane.settings, tmp_path, port)
-    process = await _start_service(env, port)
+    env = service_environment(media_plane.settings, tmp_path, port)
+    process = await start_service_process(env, port)
     async with aiohttp.ClientSession() as http:
         body = {"recipients": [{"to": media_plane.uri("answer", user=f"r{i}")}
                                for i in range(recipients)],
@@ -78,17 +42,18 @@ async def test_sigterm_mid_batch_loses_nobody(media_plane: MediaPlane, tmp_path:
         await asyncio.sleep(2.5)  # some calls live, most still queued
         process.send_signal(signal.SIGTERM)
         stopped_at = time.monotonic()
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-        assert process.returncode == 0, stderr.decode()[-2000:]
+        await asyncio.wait_for(process.wait(), timeout=30)
+        log = (tmp_path / "service.log").read_text()
+        assert process.returncode == 0, log[-2000:]
         assert time.monotonic() - stopped_at < 1 + 12 + 3  # drain + hang-up grace + margin
-        assert b"Traceback" not in stderr
+        assert "Traceback" not in log
 
         states = await _states(tmp_path, request_id)
         assert sum(states.values()) == recipients
         assert set(states) <= {"queued", "ended"}, states  # nothing left in flight
         assert states["ended"] >= 1 and states["queued"] >= 1, states
 
-        process = await _start_service(env, port)
+        process = await start_service_process(env, port)
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -102,7 +67,7 @@ async def test_sigterm_mid_batch_loses_nobody(media_plane: MediaPlane, tmp_path:
                 report = await r.json()
         finally:
             process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(process.communicate(), timeout=30)
+            await asyncio.wait_for(process.wait(), timeout=30)
 
     records = report["records"]
     assert len(records) == recipients

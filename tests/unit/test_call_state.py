@@ -108,3 +108,11 @@ def test_lost_channel_ends_failed():
 def test_empty_playlist_hangs_up_on_answer():
     _, steps = run(CallState(playlist_length=0), Answered(T0))
     assert steps[0].actions == (SaveProgress(), Hangup("playlist finished"))
+
+
+def test_far_end_hung_up_before_our_hangup():
+    from app.domain.call_state import HangupFoundNoChannel
+
+    state, _ = run(CallState(playlist_length=1), Answered(T0), PlaybackFinished(0, False),
+                   HangupFoundNoChannel(), Destroyed(T0, 0, "Unknown", None))
+    assert state.hangup_by is HangupBy.FAR_END

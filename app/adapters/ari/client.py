@@ -13,7 +13,13 @@ from typing import Any
 
 import aiohttp
 
-from app.adapters.ari.errors import AriConflict, AriError, AriNotFound, AriUnavailable
+from app.adapters.ari.errors import (
+    AriConflict,
+    AriError,
+    AriNotFound,
+    AriUnavailable,
+    AriUnreachable,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,4 +119,7 @@ def _error_for(status: int, method: str, path: str, body: str) -> AriError:
         return AriNotFound(message, status=status)
     if status == 409:
         return AriConflict(message, status=status)
+    if status == 503:
+        # Asterisk's HTTP server answers 503 while it shuts down: nothing was processed.
+        return AriUnreachable(message, status=status)
     return AriError(message, status=status)

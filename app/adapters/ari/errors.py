@@ -19,3 +19,7 @@ class AriNotFound(AriError):
 
 class AriConflict(AriError):
     """The id is already in use by a live object (HTTP 409)."""
+
+
+class AriUnreachable(AriUnavailable):
+    """Asterisk did not take the request (no connection, or 503 while it shuts down)."""

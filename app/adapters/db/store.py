@@ -243,6 +243,14 @@ class ReportStore:
                 {"id": item.call_id, "sounds": item.sounds, "speech": item.speech or None}
                 for item in media])
 
+    async def fail_calls(self, call_ids: Sequence[str], reason: str, at: datetime) -> None:
+        """Queued calls that will never be placed (their own media failed)."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(CallRow).where(CallRow.id.in_(list(call_ids)), CallRow.state == "queued")
+                .values(state="ended", result="failed", disconnect_time=at, sip_code=500,
+                        sip_text=reason, sip_code_source="none", playback=[]))
+
     async def fail_media(self, broadcast_id: str, reason: str, at: datetime) -> None:
         """The media could not be prepared: no call is placed, every queued one fails."""
         async with self._sessions.begin() as session:
@@ -298,6 +306,13 @@ class ReportStore:
                 .where(CallRow.id.in_(list(call_ids)), CallRow.state == "dialing",
                        CallRow.setup_time.is_(None))
                 .values(state="queued", claimed_by=None))
+
+    async def requeue(self, call_id: str) -> None:
+        """A claimed call whose originate provably never reached Asterisk."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(CallRow).where(CallRow.id == call_id, CallRow.state == "dialing")
+                .values(state="queued", claimed_by=None, setup_time=None))
 
     async def mark_setup(self, call_id: str, at: datetime) -> None:
         async with self._sessions.begin() as session:
