@@ -88,7 +88,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                             gtts_timeout=settings.gtts_timeout,
                             gtts_base_url=settings.gtts_base_url or None)
     log.info("text-to-speech chain: %s", ", ".join(e.name for e in engines) or "none")
-    speech = Speech(SpeechChain(engines), library)
+    chain = SpeechChain(engines)
+    speech = Speech(chain, library)
     playlist_media = PlaylistMedia(library, speech)
 
     events = AriEventStream(settings.ari_url, settings.ari_app, credentials, router.dispatch)
@@ -119,20 +120,20 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[LIBRARY] = library
     app[QUERIES] = ReportQueries(store)
 
-    tasks = [_owned(events.run(), "ari-events"), _owned(media.run(), "media-preparation"),
-             _owned(dialer.run(), "dialer")]
+    dialing = _owned(dialer.run(), "dialer")
+    helpers = [_owned(events.run(), "ari-events"), _owned(media.run(), "media-preparation"),
+               _owned(asyncio.to_thread(chain.warm_up), "tts-warm-up")]
     try:
         yield
     finally:
         # Stop claiming first, then drain live calls while events still flow, then the rest.
-        dialer_task = tasks[2]
-        dialer_task.cancel()
+        dialing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await dialer_task
+            await dialing
         await dialer.shutdown(settings.drain_timeout)
-        for task in tasks[:2]:
+        for task in helpers:
             task.cancel()
-        await asyncio.gather(*tasks[:2], return_exceptions=True)
+        await asyncio.gather(*helpers, return_exceptions=True)
         await intake.close()
         await fetcher.close()
         await ari.close()

@@ -40,6 +40,7 @@ VariableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 VariableValue = Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Variables = Annotated[dict[VariableName, VariableValue], Field(max_length=50)]
 MEDIA_ID = r"^media:[0-9a-f]{64}$"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 TTS_ENGINES = ("piper", "flite", "espeak", "gtts")
 
 
@@ -88,6 +89,10 @@ class SayItem(BaseModel):
         limit = (info.context or {}).get("max_text_chars")
         if limit is not None and len(value) > limit:
             raise ValueError(f"must be at most {limit} characters")
+        if not value.strip():
+            raise ValueError("must contain something to say")
+        if _CONTROL.search(value):
+            raise ValueError("must not contain control characters (newlines and tabs are fine)")
         try:
             placeholders(value)
         except TemplateError as error:

@@ -41,7 +41,15 @@ class MediaPreparation:
             self._work_available.clear()
             pending = await self._store.broadcasts_awaiting_media()
             for broadcast in pending:
-                await self.prepare(broadcast.id, broadcast.playlist)
+                try:
+                    await self.prepare(broadcast.id, broadcast.playlist)
+                except Exception:
+                    # A bug must not stall every later broadcast behind this one, nor loop:
+                    # this broadcast's calls fail with a plain reason, and the worker goes on.
+                    log.exception("broadcast %s: media preparation crashed", broadcast.id)
+                    await self._store.fail_media(
+                        broadcast.id, "media could not be prepared: internal error",
+                        datetime.now(UTC))
             if not pending:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._work_available.wait(), IDLE_POLL_SECONDS)
@@ -73,7 +81,13 @@ class MediaPreparation:
                 return
             media = []
             for call_id, _position, variables in page:
-                items = await self._media.for_recipient(playlist, shared, variables)
+                try:
+                    items = await self._media.for_recipient(playlist, shared, variables)
+                except MediaProblem as problem:
+                    # Only this recipient's own media failed: only this call fails, unplaced.
+                    await self._store.fail_calls([call_id], f"media could not be prepared: "
+                                                 f"{problem}", datetime.now(UTC))
+                    continue
                 sounds, speech = expand(items)
                 media.append(CallMedia(call_id, sounds, speech))
             await self._store.set_call_media(media)

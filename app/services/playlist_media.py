@@ -88,6 +88,8 @@ class PlaylistMedia:
                                f"is not usable audio: {error}") from error
         except (TtsFailed, TemplateError) as error:
             raise MediaProblem(f"playlist[{index}].say", str(error)) from error
+        except ValueError as error:  # e.g. a text that is blank once variables are filled in
+            raise MediaProblem(f"playlist[{index}].say", str(error)) from error
         return ItemSound(spoken.media.sound, loop,
                          {"engine": spoken.engine, "fallbacks": list(spoken.fallbacks),
                           "seconds": round(spoken.media.duration_seconds, 2)})

@@ -67,6 +67,16 @@ class SpeechChain:
     def names(self) -> tuple[str, ...]:
         return tuple(engine.name for engine in self._engines)
 
+    def warm_up(self) -> None:
+        """Let engines with a slow first use (piper loads its model) get ready; blocking."""
+        for engine in self._engines:
+            warm_up = getattr(engine, "warm_up", None)
+            if callable(warm_up):
+                try:
+                    warm_up()
+                except Exception:  # a broken engine is found again, and skipped, when used
+                    log.exception("tts engine %s failed to warm up", engine.name)
+
     def synthesize(
         self, text: str, *, language: str, voice: str | None, engine: str | None = None
     ) -> Spoken:

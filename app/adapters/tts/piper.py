@@ -72,6 +72,10 @@ class PiperEngine:
                 wav.writeframes(chunk.audio_int16_bytes)
         return buffer.getvalue()
 
+    def warm_up(self) -> None:
+        """Load the voice now (about 0.4 s), so the first call of a broadcast does not wait."""
+        self._loaded()
+
     def _loaded(self) -> PiperVoice:
         # Double-checked: the common path takes no lock; the first callers wait for one load.
         voice = self._voice
