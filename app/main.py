@@ -26,6 +26,7 @@ from app.api.routes import (
     LIBRARY,
     LIMITS,
     QUERIES,
+    TRUNK_HOST,
     UPLOAD_LIMIT,
     UPLOADS,
     add_routes,
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware],
                           client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[TRUNK_HOST] = settings.trunk_host
     app[LIMITS] = {"max_recipients": settings.max_recipients,
                    "max_playlist": settings.max_playlist_items,
                    "max_text_chars": settings.max_text_chars}
@@ -96,7 +98,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     dialer = Dialer(
         store=store, ari=ari, router=router, connected=events.connected,
         limits=DialerLimits(settings.calls_per_second, settings.max_concurrent_calls,
-                            settings.ring_timeout, settings.max_call_seconds),
+                            settings.ring_timeout, settings.max_call_seconds,
+                            settings.trunk_host or None),
         node_id=settings.node_id, sip_endpoint=settings.sip_endpoint,
         ari_app=settings.ari_app)
     events.set_reconnect_handler(dialer.reconcile)

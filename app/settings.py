@@ -11,6 +11,7 @@ from typing import Any
 
 from app.adapters.media.address_policy import parse_networks
 from app.api.auth import parse_configured_keys
+from app.domain.dial_target import valid_trunk_host
 
 PREFIX = "VOXCAST_"
 
@@ -52,6 +53,7 @@ class Settings:
     ari_pool_size: int = 50
     sip_endpoint: str = "voxcast-out"
     sip_address: str = "127.0.0.1"  # the address SIP and RTP use towards recipients
+    trunk_host: str = ""  # host[:port] that phone numbers (+E.164, tel:) are sent to
     sip_port: int = 5060
     ami_port: int = 5038
     ami_user: str = "voxcast-monitor"
@@ -151,6 +153,8 @@ def _check(settings: Settings) -> list[str]:
     unknown = set(settings.tts_engine_chain) - {"piper", "flite", "espeak", "gtts"}
     if unknown:
         problems.append(f"VOXCAST_TTS_ENGINES names unknown engines: {sorted(unknown)}")
+    if settings.trunk_host and not valid_trunk_host(settings.trunk_host):
+        problems.append("VOXCAST_TRUNK_HOST must be host or host:port")
     try:
         ipaddress.ip_address(settings.sip_address)
     except ValueError:

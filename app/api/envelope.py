@@ -45,7 +45,9 @@ def error_response(error: ApiError) -> web.Response:
 # Stable numeric codes for `code` (0 means success).
 ERROR_CODES = {
     "invalid_request": 1001, "invalid_json": 1002, "unsupported_media_type": 1003,
-    "body_too_large": 1004, "media_unusable": 1005, "not_found": 1404, "method_not_allowed": 1405,
+    "body_too_large": 1004, "media_unusable": 1005, "too_many_recipients": 1006,
+    "too_many_items": 1007, "text_too_long": 1008, "idempotency_conflict": 1409,
+    "unauthorized": 1401, "not_ready": 1503, "not_found": 1404, "method_not_allowed": 1405,
     "internal_error": 1500,
 }
 

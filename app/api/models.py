@@ -18,13 +18,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
-from app.domain.dial_target import normalise_sip_uri, validate_caller_id
+from app.domain.dial_target import normalise_target, validate_caller_id
 from app.domain.text_template import TemplateError, placeholders
 
 
 def _sip_uri(value: str) -> str:
-    return normalise_sip_uri(value)
+    return normalise_target(value)
 
 
 def _caller_id(value: str) -> str:
@@ -40,6 +41,9 @@ VariableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 VariableValue = Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Variables = Annotated[dict[VariableName, VariableValue], Field(max_length=50)]
 MEDIA_ID = r"^media:[0-9a-f]{64}$"
+# Each limit breach has its own stable error name (the envelope's `error`).
+LIMIT_ERRORS = {"recipients": "too_many_recipients", "playlist": "too_many_items"}
+LIMIT_ERROR_NAMES = frozenset({*LIMIT_ERRORS.values(), "text_too_long"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 TTS_ENGINES = ("piper", "flite", "espeak", "gtts")
 
@@ -88,7 +92,8 @@ class SayItem(BaseModel):
     def _text(cls, value: str, info: ValidationInfo) -> str:
         limit = (info.context or {}).get("max_text_chars")
         if limit is not None and len(value) > limit:
-            raise ValueError(f"must be at most {limit} characters")
+            raise PydanticCustomError("text_too_long", "must be at most {limit} characters",
+                                      {"limit": limit})
         if not value.strip():
             raise ValueError("must contain something to say")
         if _CONTROL.search(value):
@@ -161,7 +166,9 @@ class PlayRequest(BaseModel):
         limit = limits.get(f"max_{info.field_name}")
         # Checked before the items, so a million recipients is refused without parsing them.
         if isinstance(value, list) and limit is not None and len(value) > limit:
-            raise ValueError(f"at most {limit} items are allowed")
+            kind = LIMIT_ERRORS[str(info.field_name)]
+            raise PydanticCustomError(kind, "at most {limit} {what} are allowed",
+                                      {"limit": limit, "what": info.field_name})
         return value
 
     @model_validator(mode="after")

@@ -56,6 +56,7 @@ def call_record(call: CallRow, broadcast: BroadcastRow) -> dict[str, Any]:
         "playback": call.playback or [],
         "speech": call.speech or broadcast.speech or [],
         "state": call.state,
+        "attempt": call.attempt or 1,
     })
     return record
 

@@ -74,6 +74,7 @@ class CallRecord(BaseModel):
     playback: list[str] = Field(description="`done` or `failed` per playlist item")
     speech: list[Any]
     state: str
+    attempt: int
 
 
 class Accepted(Envelope):

@@ -16,9 +16,10 @@ from app.adapters.media.audio_conversion import UnsupportedAudio
 from app.api.auth import TENANT
 from app.api.docs_page import docs_page
 from app.api.envelope import ApiError, not_found, ok, read_json
-from app.api.models import PlayRequest
+from app.api.models import LIMIT_ERROR_NAMES, PlayRequest
 from app.api.openapi import openapi_document
 from app.api.records import call_record, progress_object
+from app.domain.dial_target import is_phone_number
 from app.services.cancellation import Cancellation
 from app.services.intake import Intake
 from app.services.media_library import MediaLibrary
@@ -33,6 +34,7 @@ UPLOADS = web.AppKey("uploads", ReportStore)
 CANCELLATION = web.AppKey("cancellation", Cancellation)
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 UPLOAD_LIMIT = web.AppKey("upload_limit", int)
+TRUNK_HOST = web.AppKey("trunk_host", str)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 
 
@@ -50,15 +52,19 @@ def _field_path(location: tuple[int | str, ...]) -> str:
 
 
 def validation_error(error: ValidationError) -> ApiError:
+    """One 400 listing every field at fault; a limit breach names itself in `error`."""
     details = []
+    name = "invalid_request"
     for problem in error.errors(include_url=False, include_input=False):
         location = tuple(part for part in problem["loc"]
                          if not (isinstance(part, str) and part in _INTERNAL_LOCATIONS))
         message = problem["msg"].removeprefix("Value error, ")
         details.append({"field": _field_path(location), "message": message})
+        if problem["type"] in LIMIT_ERROR_NAMES and name == "invalid_request":
+            name = problem["type"]
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
     more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
-    return ApiError(400, "invalid_request", summary + more, details)
+    return ApiError(400, name, summary + more, details)
 
 
 def _uuid_or_404(text: str, what: str) -> str:
@@ -83,6 +89,7 @@ async def submit_play(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_request", "; ".join(
             f"{field}: {message}" for field, message in missing[:5]), details)
     await _check_uploads(request, play, tenant)
+    _check_numbers(request, play)
     try:
         accepted = await request.app[INTAKE].submit(
             tenant=tenant,
@@ -108,6 +115,19 @@ def _idempotency(request: web.Request, body: dict[str, Any]) -> tuple[str, str] 
                        "Idempotency-Key: must be 1-128 of letters, digits and _.:-")
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return key, hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_numbers(request: web.Request, play: PlayRequest) -> None:
+    """Phone numbers go out through the trunk: refuse them now if there is none."""
+    if request.app[TRUNK_HOST]:
+        return
+    prefix = "recipients[{}].to" if play.recipients is not None else "to"
+    for position, target in enumerate(play.targets()):
+        if is_phone_number(target):
+            field = prefix.format(position)
+            message = "phone numbers need a SIP trunk, and none is configured"
+            raise ApiError(400, "invalid_request", f"{field}: {message}",
+                           [{"field": field, "message": message}])
 
 
 async def _check_uploads(request: web.Request, play: PlayRequest, tenant: str) -> None:

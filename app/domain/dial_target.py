@@ -2,7 +2,8 @@
 
 A target becomes part of `PJSIP/<endpoint>/<uri>` and of SIP headers, so only a conservative
 subset of RFC 3261 is accepted: `sip:` or `sips:`, an optional user of unreserved characters,
-a host name, IPv4 or bracketed IPv6 address, an optional port and an optional transport.
+a host name, IPv4 or bracketed IPv6 address, an optional port and an optional transport; or an
+E.164 number (`+15551234567`, `tel:+15551234567`) dialled through the configured trunk.
 Commas, ampersands, parentheses, quotes, whitespace, control characters and CR/LF never pass.
 """
 
@@ -21,10 +22,40 @@ _SIP_URI = re.compile(
     r"(?:;transport=(?P<transport>udp|tcp|tls))?",
 )
 _CALLER_ID = re.compile(r"[A-Za-z0-9_.+\-]{1,64}")
+_E164 = re.compile(r"(?:tel:)?(\+[1-9][0-9]{6,14})")
+_TRUNK_HOST = re.compile(
+    r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9](?:[A-Za-z0-9\-.]{0,251}[A-Za-z0-9])?)"
+    r"(?::[0-9]{1,5})?")
 
 
 class InvalidDialTarget(ValueError):
     """The text is not an acceptable dial target or caller id."""
+
+
+def is_phone_number(text: str) -> bool:
+    """`tel:+15551234567` or `+15551234567`: E.164, dialled through the trunk."""
+    return _E164.fullmatch(text) is not None
+
+
+def normalise_target(text: str) -> str:
+    """The target itself if it is an acceptable SIP URI or E.164 number, else raise."""
+    if is_phone_number(text):
+        return text
+    return normalise_sip_uri(text)
+
+
+def valid_trunk_host(text: str) -> bool:
+    return _TRUNK_HOST.fullmatch(text) is not None
+
+
+def dial_uri(target: str, trunk_host: str | None) -> str:
+    """The SIP URI to dial: SIP targets as they are, numbers as sip:+NUMBER@trunk."""
+    number = _E164.fullmatch(target)
+    if number is None:
+        return target
+    if not trunk_host:
+        raise InvalidDialTarget("a phone number needs a trunk: set VOXCAST_TRUNK_HOST")
+    return f"sip:{number.group(1)}@{trunk_host}"
 
 
 def normalise_sip_uri(text: str) -> str:
@@ -35,7 +66,8 @@ def normalise_sip_uri(text: str) -> str:
     if match is None:
         raise InvalidDialTarget(
             "must be a SIP URI like sip:alice@192.0.2.10:5060 (letters, digits and _.!~*+- "
-            "in the user part; no spaces, quotes, commas or other punctuation)")
+            "in the user part; no spaces, quotes, commas or other punctuation) or an E.164 "
+            "number like +15551234567 or tel:+15551234567")
     host = match["host"]
     if host.startswith("["):
         try:

@@ -41,7 +41,7 @@ from app.domain.call_state import (
     SaveProgress,
     advance,
 )
-from app.domain.dial_target import ari_endpoint
+from app.domain.dial_target import InvalidDialTarget, ari_endpoint, dial_uri
 from app.domain.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,8 @@ def _translate(event: ChannelEvent) -> CallEvent | None:
 class CallSession:
     def __init__(self, call: ClaimedCall, *, ari: AriClient, store: ReportStore,
                  router: ChannelEventRouter, sip_endpoint: str, ari_app: str,
-                 ring_timeout: int, max_call_seconds: int) -> None:
+                 ring_timeout: int, max_call_seconds: int,
+                 trunk_host: str | None = None) -> None:
         self.call = call
         self.channel_id = channel_id_for(call.call_id)
         self._ari = ari
@@ -94,6 +95,7 @@ class CallSession:
         self._ari_app = ari_app
         self._ring_timeout = ring_timeout
         self._max_call_seconds = max_call_seconds
+        self._trunk_host = trunk_host
         self._events: asyncio.Queue[CallEvent] = asyncio.Queue()
         self._state = CallState(playlist_length=len(call.sounds))
         self._phase_deadline = 0.0
@@ -150,12 +152,16 @@ class CallSession:
         try:
             await self._ari.originate(
                 channel_id=self.channel_id,
-                endpoint=ari_endpoint(self._sip_endpoint, self.call.target),
+                endpoint=ari_endpoint(self._sip_endpoint,
+                                      dial_uri(self.call.target, self._trunk_host)),
                 app=self._ari_app, caller_id=self.call.caller,
                 timeout_seconds=self._ring_timeout, app_args=self.call.call_id,
                 variables={"VOXCAST_CALL_ID": self.call.call_id})
         except AriUnreachable:
             raise
+        except InvalidDialTarget as error:  # a number, but the trunk setting was removed
+            await self._apply(OriginateFailed(str(error)))
+            return False
         except AriError as error:
             if isinstance(error, AriUnavailable):
                 # The request may have reached Asterisk before the connection broke:

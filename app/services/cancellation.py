@@ -28,7 +28,10 @@ class Cancellation:
         if broadcast is None:
             return None
         # The dialer first, so a call it has claimed but not dialled is never dialled.
-        self._dialer.cancel_broadcast(broadcast.id)
-        queued = await self._store.cancel(broadcast.id, datetime.now(UTC))
+        now = datetime.now(UTC)
+        claimed = self._dialer.cancel_broadcast(broadcast.id)
+        queued = await self._store.cancel(broadcast.id, now)
+        await self._store.cancel_calls(claimed, now)
+        queued += len(claimed)
         live = await self._dialer.hang_up_broadcast(broadcast.id, LIVE_CALLS_WAIT_SECONDS)
         return Cancelled(broadcast.report_id, queued, live)

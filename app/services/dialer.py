@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ class DialerLimits:
     max_concurrent: int
     ring_timeout: int
     max_call_seconds: int
+    trunk_host: str | None = None
 
 
 class Dialer:
@@ -53,7 +55,7 @@ class Dialer:
         self._work_available = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._next_slot = 0.0
-        self._cancelled: set[str] = set()  # broadcasts cancelled while this node runs
+        self._pending: deque[ClaimedCall] = deque()  # claimed, waiting for a pacing slot
         self.peak_concurrent = 0
         self.originates: list[float] = []  # monotonic send times, kept for measurement
         self.keep_originate_times = False
@@ -88,20 +90,19 @@ class Dialer:
             await self._dial_paced(calls)
 
     async def _dial_paced(self, calls: list[ClaimedCall]) -> None:
-        pending = list(calls)
+        self._pending.extend(calls)
         try:
-            while pending:
-                if pending[0].broadcast_id in self._cancelled:
-                    call = pending.pop(0)
-                    await self._store.cancel_calls([call.call_id], datetime.now(UTC))
-                    continue
+            while self._pending:
                 await self._wait_for_slot()
                 if not self._connected.is_set():
                     break
-                self._start(pending.pop(0))
+                if self._pending:  # cancel_broadcast may have emptied it meanwhile
+                    self._start(self._pending.popleft())
         finally:
             # Cancelled, or the stream went down: unstarted calls go back to the queue.
-            await asyncio.shield(self._store.release_calls([c.call_id for c in pending]))
+            unstarted = [call.call_id for call in self._pending]
+            self._pending.clear()
+            await asyncio.shield(self._store.release_calls(unstarted))
 
     async def _wait_for_slot(self) -> None:
         interval = 1.0 / self._limits.calls_per_second
@@ -116,7 +117,8 @@ class Dialer:
             call, ari=self._ari, store=self._store, router=self._router,
             sip_endpoint=self._sip_endpoint, ari_app=self._ari_app,
             ring_timeout=self._limits.ring_timeout,
-            max_call_seconds=self._limits.max_call_seconds)
+            max_call_seconds=self._limits.max_call_seconds,
+            trunk_host=self._limits.trunk_host)
         if adopt is None:
             if self.keep_originate_times:
                 self.originates.append(time.monotonic())
@@ -134,9 +136,12 @@ class Dialer:
         if not task.cancelled() and task.exception() is not None:
             log.error("call %s session crashed", call_id, exc_info=task.exception())
 
-    def cancel_broadcast(self, broadcast_id: str) -> None:
-        """Never dial another call of this broadcast from what this node already claimed."""
-        self._cancelled.add(broadcast_id)
+    def cancel_broadcast(self, broadcast_id: str) -> list[str]:
+        """Drop this broadcast's claimed, undialled calls; return their ids to be cancelled."""
+        dropped = [call for call in self._pending if call.broadcast_id == broadcast_id]
+        for call in dropped:
+            self._pending.remove(call)
+        return [call.call_id for call in dropped]
 
     async def hang_up_broadcast(self, broadcast_id: str, wait_seconds: float) -> int:
         """Hang up this broadcast's live calls and wait (bounded) for their records."""

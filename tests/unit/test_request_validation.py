@@ -71,3 +71,23 @@ def test_one_form_only():
 def test_wrong_types_are_refused_not_coerced():
     assert _fields({**GOOD, "to": ["sip:a@127.0.0.1"]}) == ["to"]
     assert _fields({**GOOD, "to": "sip:a@127.0.0.1", "playlist": "x"}) == ["playlist"]
+
+
+@pytest.mark.parametrize(("target", "uri"), [
+    ("+15551234567", "sip:+15551234567@trunk.example:5060"),
+    ("tel:+442071234567", "sip:+442071234567@trunk.example:5060"),
+    ("sip:alice@127.0.0.1", "sip:alice@127.0.0.1"),
+])
+def test_numbers_go_through_the_trunk(target, uri):
+    from app.domain.dial_target import dial_uri, normalise_target
+
+    assert dial_uri(normalise_target(target), "trunk.example:5060") == uri
+
+
+@pytest.mark.parametrize("number", ["+0123456789", "+123", "tel:15551234567", "+1555123456789012",
+                                    "+1 555 1234", "tel:+1555;phone-context=x"])
+def test_malformed_numbers(number):
+    from app.domain.dial_target import normalise_target
+
+    with pytest.raises(InvalidDialTarget):
+        normalise_target(number)
