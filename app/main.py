@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from app.adapters.ami.monitor import AmiMonitor
 from app.adapters.ari.client import AriClient, AriCredentials
 from app.adapters.ari.events import AriEventStream
 from app.adapters.ari.routing import ChannelEventRouter
@@ -25,6 +26,8 @@ from app.api.routes import (
     INTAKE,
     LIBRARY,
     LIMITS,
+    MONITOR,
+    OPERATORS,
     QUERIES,
     TRUNK_HOST,
     UPLOAD_LIMIT,
@@ -37,6 +40,7 @@ from app.services.dialer import Dialer, DialerLimits
 from app.services.intake import Intake
 from app.services.media_library import MediaLibrary
 from app.services.media_preparation import MediaPreparation
+from app.services.monitoring import Monitoring
 from app.services.playlist_media import PlaylistMedia
 from app.services.reports import ReportQueries
 from app.services.speech import Speech
@@ -56,6 +60,7 @@ def create_app(settings: Settings) -> web.Application:
                           client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[TRUNK_HOST] = settings.trunk_host
+    app[OPERATORS] = frozenset(settings.operator_tenant_names)
     app[LIMITS] = {"max_recipients": settings.max_recipients,
                    "max_playlist": settings.max_playlist_items,
                    "max_text_chars": settings.max_text_chars}
@@ -113,6 +118,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[UPLOADS] = store
     app[DIALER] = dialer
     app[CANCELLATION] = Cancellation(store, dialer)
+    monitor = AmiMonitor(host="127.0.0.1", port=settings.ami_port, user=settings.ami_user,
+                         password=settings.ami_password.value)
+    if settings.ami_password.value:
+        monitor.start()
+    app[MONITOR] = Monitoring(monitor, dialer, events)
     app[AUTHENTICATOR] = Authenticator(parse_configured_keys(settings.api_keys.value),
                                        ApiKeyStore(store.engine))
     app[EVENT_STREAM] = events
@@ -138,6 +148,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
         await intake.close()
+        monitor.close()
         await fetcher.close()
         await ari.close()
         await store.close()

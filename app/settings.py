@@ -43,6 +43,7 @@ class Settings:
     database_url: str = ""  # default: SQLite in runtime_dir
     node_id: str = "node-1"
     api_keys: Secret = Secret("")  # "tenant:key,tenant:key"; more keys live in the database
+    operator_tenants: str = ""  # tenants that may read GET /monitor (all tenants' totals)
     instance_name: str = "default"  # names this service's Asterisk folder; tests use their own
     # Asterisk
     asterisk_root: Path = Path("/")  # "/" for a native Asterisk, else the chroot it runs in
@@ -96,6 +97,10 @@ class Settings:
     def instance_dir(self) -> Path:
         """Asterisk's folder for this instance; inside the chroot when there is one."""
         return self.asterisk_root / "srv" / "voxcast" / self.instance_name
+
+    @property
+    def operator_tenant_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.operator_tenants.split(",") if name.strip())
 
     @property
     def tts_engine_chain(self) -> tuple[str, ...]:

@@ -175,6 +175,17 @@ def _paths() -> dict[str, Any]:
                 "422": _error("not usable audio; error `media_unusable`"),
             },
         }},
+        "/monitor": {"get": {
+            "operationId": "monitor",
+            "summary": "Totals for operators: AMI hang-ups by SIP code, ARI and dialer state",
+            "description": ("Totals over every tenant: only tenants named in "
+                            "VOXCAST_OPERATOR_TENANTS (or any caller in open mode)."),
+            "responses": {
+                "200": _json("the totals", _ref("MonitorSnapshot")),
+                "401": _error(UNAUTHORIZED),
+                "404": _error("the caller is not an operator"),
+            },
+        }},
         "/health": {"get": {
             "operationId": "health",
             "summary": "The process is alive",

@@ -124,6 +124,10 @@ class Ready(Envelope):
     ready: bool
 
 
+class MonitorSnapshot(Envelope):
+    monitor: dict[str, Any]
+
+
 class ErrorDetail(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -146,5 +150,6 @@ class ErrorBody(BaseModel):
 
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Accepted, RequestStatus, CallStatus, Report, Cancelled, MediaUploaded, Health, Ready,
+    MonitorSnapshot,
     ErrorBody,
 )

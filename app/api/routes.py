@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from app.adapters.db.store import IdempotencyConflict, ReportStore
 from app.adapters.media.audio_conversion import UnsupportedAudio
-from app.api.auth import TENANT
+from app.api.auth import OPEN_TENANT, TENANT
 from app.api.docs_page import docs_page
 from app.api.envelope import ApiError, not_found, ok, read_json
 from app.api.models import LIMIT_ERROR_NAMES, PlayRequest
@@ -23,6 +23,7 @@ from app.domain.dial_target import is_phone_number
 from app.services.cancellation import Cancellation
 from app.services.intake import Intake
 from app.services.media_library import MediaLibrary
+from app.services.monitoring import Monitoring
 from app.services.playlist_media import MediaProblem
 from app.services.reports import ReportQueries
 
@@ -35,6 +36,8 @@ CANCELLATION = web.AppKey("cancellation", Cancellation)
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 UPLOAD_LIMIT = web.AppKey("upload_limit", int)
 TRUNK_HOST = web.AppKey("trunk_host", str)
+MONITOR = web.AppKey("monitor", Monitoring)
+OPERATORS = web.AppKey("operators", frozenset[str])
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 
 
@@ -224,7 +227,16 @@ async def docs(request: web.Request) -> web.Response:
     return web.Response(text=docs_page(request.app[OPENAPI]), content_type="text/html")
 
 
+async def monitor(request: web.Request) -> web.Response:
+    """`GET /monitor`: totals over every tenant, so only for operator tenants (or open mode)."""
+    tenant = request[TENANT]
+    if tenant not in request.app[OPERATORS] and tenant != OPEN_TENANT:
+        raise not_found("resource")
+    return ok({"monitor": request.app[MONITOR].snapshot()}, request_id="")
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/monitor", monitor)
     app.on_startup.append(_build_openapi)
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/docs", docs)

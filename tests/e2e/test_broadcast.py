@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 import pytest
@@ -118,3 +119,21 @@ async def test_media_failing_after_the_answer_fails_every_call_and_places_none(
         assert record["setup_time"] is None and record["answered"] is False
         assert "404" in record["disconnect_cause_text"]
     assert media_plane.far_ends["answer"].received_invites() == answer_invites
+
+
+async def test_monitor_counts_hangups_seen_over_ami(media_plane: MediaPlane,
+                                                    service: Service) -> None:
+    status, accepted = await service.post("/voice/call/play", {
+        "to": media_plane.uri("reject_603", user="monitored"), "from": "me",
+        "playlist": [{"pause": 1}]})
+    assert status == 200
+    await service.wait_for_report(accepted["request_id"])
+    for _ in range(40):  # AMI events arrive on their own connection
+        _, answer = await service.get("/monitor")
+        if answer["monitor"]["ami"]["by_sip_code"].get("603"):
+            break
+        await asyncio.sleep(0.1)
+    monitor = answer["monitor"]
+    assert monitor["ami"]["connected"] is True
+    assert monitor["ami"]["by_sip_code"]["603"] >= 1
+    assert monitor["ari"]["connected"] is True and monitor["dialer"]["peak_live_calls"] >= 1

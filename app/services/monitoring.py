@@ -1,0 +1,26 @@
+"""What operators watch: Asterisk's view over AMI beside the service's own counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.adapters.ami.monitor import AmiMonitor
+from app.adapters.ari.events import AriEventStream
+from app.services.dialer import Dialer
+
+
+class Monitoring:
+    def __init__(self, ami: AmiMonitor, dialer: Dialer, events: AriEventStream) -> None:
+        self._ami = ami
+        self._dialer = dialer
+        self._events = events
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "ami": self._ami.snapshot(),
+            "ari": {"connected": self._events.connected.is_set(),
+                    "disconnects": self._events.disconnects,
+                    "ignored_events": self._events.ignored_events},
+            "dialer": {"live_calls": self._dialer.live_calls,
+                       "peak_live_calls": self._dialer.peak_concurrent},
+        }
