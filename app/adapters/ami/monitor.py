@@ -19,6 +19,7 @@ from panoramisk import Manager
 log = logging.getLogger(__name__)
 _PROTOCOL_LOG = logging.getLogger(f"{__name__}.panoramisk")
 _PROTOCOL_LOG.setLevel(logging.WARNING)
+logging.getLogger("panoramisk").setLevel(logging.WARNING)
 
 
 class _StoppableManager(Manager):  # type: ignore[misc]
@@ -36,8 +37,9 @@ class _StoppableManager(Manager):  # type: ignore[misc]
 
 class AmiMonitor:
     def __init__(self, *, host: str, port: int, user: str, password: str) -> None:
+        # Only the event classes used here: AMI otherwise streams every event Asterisk has.
         self._config = {"host": host, "port": port, "username": user, "secret": password,
-                        "ping_delay": 10, "reconnect_timeout": 2}
+                        "ping_delay": 10, "reconnect_timeout": 2, "events": "call,system"}
         self._manager: _StoppableManager | None = None
         self.live_channels = 0
         self.hangups = 0

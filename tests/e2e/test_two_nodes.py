@@ -1,0 +1,59 @@
+"""Two nodes sharing one PostgreSQL database split a broadcast; nobody is dialled twice."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from app.adapters.db.store import ReportStore
+from tests.e2e.conftest import MediaPlane, running_service
+from tests.store.conftest import PG_DSN
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+
+
+@pytest.fixture
+async def postgres_url():
+    name = f"voxcast_e2e_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def test_two_nodes_share_one_broadcast(media_plane: MediaPlane, tmp_path: Path,
+                                             postgres_url: str) -> None:
+    users = [f"node{i}" for i in range(60)]
+    common = media_plane.settings.with_overrides(database_url=postgres_url, calls_per_second=15)
+    first = common.with_overrides(runtime_dir=tmp_path / "a", node_id="node-a", ari_app="vox-a")
+    second = common.with_overrides(runtime_dir=tmp_path / "b", node_id="node-b",
+                                   ari_app="vox-b")
+    async with running_service(first) as node_a, running_service(second):
+        status, accepted = await node_a.post("/voice/call/play", {
+            "recipients": [{"to": media_plane.uri("answer", user=u)} for u in users],
+            "from": "me", "playlist": [{"pause": 1}]})
+        assert status == 200
+        report = await node_a.wait_for_report(accepted["request_id"], limit=60)
+    records = report["records"]
+    assert len(records) == len(users) and all(r["playback"] == ["done"] for r in records)
+    invites = media_plane.far_ends["answer"].invites_by_user()
+    assert [invites[u] for u in users] == [1] * len(users)
+    store = await ReportStore.open(postgres_url)
+    try:
+        by_node = Counter(row.claimed_by for row in await store.calls_of(accepted["request_id"]))
+    finally:
+        await store.close()
+    assert set(by_node) == {"node-a", "node-b"}, by_node  # both nodes did part of the work
+    print(f"two nodes on PostgreSQL: {dict(by_node)}")
