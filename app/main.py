@@ -122,7 +122,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                          password=settings.ami_password.value)
     if settings.ami_password.value:
         monitor.start()
-    app[MONITOR] = Monitoring(monitor, dialer, events)
+    app[MONITOR] = Monitoring(monitor, dialer, events, router)
     app[AUTHENTICATOR] = Authenticator(parse_configured_keys(settings.api_keys.value),
                                        ApiKeyStore(store.engine))
     app[EVENT_STREAM] = events

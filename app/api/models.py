@@ -45,7 +45,6 @@ MEDIA_ID = r"^media:[0-9a-f]{64}$"
 LIMIT_ERRORS = {"recipients": "too_many_recipients", "playlist": "too_many_items"}
 LIMIT_ERROR_NAMES = frozenset({*LIMIT_ERRORS.values(), "text_too_long"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-TTS_ENGINES = ("piper", "flite", "espeak", "gtts")
 
 
 class Recipient(BaseModel):

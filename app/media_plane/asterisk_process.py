@@ -16,6 +16,7 @@ import aiohttp
 
 from app.adapters.ari.client import AriCredentials
 from app.media_plane.layout import AsteriskLayout
+from app.media_plane.spawn import spawn_in_own_session
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +84,7 @@ class AsteriskProcess:
         console = await asyncio.to_thread(self._prepare)
         command = asterisk_command(self.layout)
         self._spawned_at = time.time()
-        try:
-            self._proc = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=console,
-                stderr=asyncio.subprocess.STDOUT,
-                # Its own session: a Ctrl-C meant for the service must not reach it; stop()
-                # ends it in order, after the service has drained its calls.
-                start_new_session=True,
-            )
-        finally:
-            console.close()  # the child holds its own descriptor
+        self._proc = await spawn_in_own_session(command, console)
         log.info("asterisk started: pid %s, %s", self._proc.pid, " ".join(command))
 
     def _log_tail(self) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from app.media_plane.layout import path_inside_root
+from app.media_plane.spawn import spawn_in_own_session
 
 log = logging.getLogger(__name__)
 
@@ -164,18 +165,7 @@ class SippFarEnd:
             raise RuntimeError("SIPp is already running")
         console = await asyncio.to_thread(self._prepare)
         command = self.command()
-        try:
-            self._proc = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=console,
-                stderr=asyncio.subprocess.STDOUT,
-                # Its own session: a Ctrl-C meant for the service must not reach it; stop()
-                # ends it in order, after the service has drained its calls.
-                start_new_session=True,
-            )
-        finally:
-            console.close()  # the child holds its own descriptor
+        self._proc = await spawn_in_own_session(command, console)
         log.info("sipp %s started: pid %s on port %s", self.scenario, self._proc.pid, self.port)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _READY_TIMEOUT

@@ -13,7 +13,6 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,7 +21,7 @@ from app.adapters.ari.errors import AriError
 from app.adapters.ari.routing import ChannelEventRouter
 from app.adapters.db.store import ClaimedCall, ReportStore
 from app.adapters.db.tables import CallRow
-from app.domain.call_state import CallState, ChannelLost, Phase
+from app.domain.call_state import CallState, ChannelLost, Phase, advance
 from app.services.call_session import CallSession, channel_id_for, final_record
 
 log = logging.getLogger(__name__)
@@ -220,8 +219,6 @@ def _state_of(row: CallRow) -> CallState:
 
 
 def _lost(state: CallState) -> CallState:
-    from app.domain.call_state import advance  # local: only recovery needs it
-
     return advance(state, ChannelLost(
         datetime.now(UTC), "the service restarted while the call was live; "
         "its outcome was not observed")).state
@@ -232,5 +229,3 @@ def _utc(value: datetime | None) -> datetime | None:
         return value
     return value.replace(tzinfo=UTC)
 
-
-Clock = Callable[[], float]

@@ -6,21 +6,25 @@ from typing import Any
 
 from app.adapters.ami.monitor import AmiMonitor
 from app.adapters.ari.events import AriEventStream
+from app.adapters.ari.routing import ChannelEventRouter
 from app.services.dialer import Dialer
 
 
 class Monitoring:
-    def __init__(self, ami: AmiMonitor, dialer: Dialer, events: AriEventStream) -> None:
+    def __init__(self, ami: AmiMonitor, dialer: Dialer, events: AriEventStream,
+                 router: ChannelEventRouter) -> None:
         self._ami = ami
         self._dialer = dialer
         self._events = events
+        self._router = router
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "ami": self._ami.snapshot(),
             "ari": {"connected": self._events.connected.is_set(),
                     "disconnects": self._events.disconnects,
-                    "ignored_events": self._events.ignored_events},
+                    "ignored_events": self._events.ignored_events,
+                    "unrouted_events": self._router.unrouted},
             "dialer": {"live_calls": self._dialer.live_calls,
                        "peak_live_calls": self._dialer.peak_concurrent},
         }

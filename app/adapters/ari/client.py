@@ -60,10 +60,6 @@ class AriClient:
             await self._session.close()
             self._session = None
 
-    async def asterisk_info(self) -> dict[str, Any]:
-        result = await self._request("GET", "/asterisk/info")
-        return result if isinstance(result, dict) else {}
-
     async def originate(self, *, channel_id: str, endpoint: str, app: str, caller_id: str,
                         timeout_seconds: int, app_args: str = "",
                         variables: Mapping[str, str] | None = None) -> None:
@@ -86,13 +82,6 @@ class AriClient:
         if not isinstance(result, list):
             return set()
         return {str(channel["id"]) for channel in result if isinstance(channel, dict)}
-
-    async def channel_exists(self, channel_id: str) -> bool:
-        try:
-            await self._request("GET", f"/channels/{channel_id}")
-        except AriNotFound:
-            return False
-        return True
 
     async def _request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                        json: Any = None) -> Any:

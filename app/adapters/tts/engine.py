@@ -15,7 +15,6 @@ log = logging.getLogger(__name__)
 # Offline neural voice first; Google (only when enabled) before the robotic engines because
 # it sounds better and speaks more languages; flite (English, always there) and espeak-ng
 # (many languages) last, so something always speaks.
-DEFAULT_ENGINES: tuple[str, ...] = ("piper", "gtts", "flite", "espeak")
 
 
 class TtsUnavailable(Exception):
