@@ -30,6 +30,7 @@ async def test_mixed_playlist_plays_every_item(media_plane: MediaPlane, service:
     assert speech["item"] == 0 and speech["engine"] == "piper" and speech["fallbacks"] == []
     planned = speech["seconds"] + 1 + WAV_SECONDS + MP3_SECONDS
     assert abs(record["duration"] - planned) <= 1, (record, planned)
+    print(f"mixed playlist: planned {planned:.2f} s, call lasted {record['duration']} s")
 
 
 async def test_loop_repeats_an_item(media_plane: MediaPlane, service: Service) -> None:
@@ -58,6 +59,8 @@ async def test_personalised_names_synthesise_once_per_distinct_text(
     status, again = await service.post("/voice/call/play", body)
     await service.wait_for_report(again["request_id"], limit=90)
     assert speech.syntheses - before == first_run  # a second identical request synthesises 0
+    print(f"100 personalised recipients, {len(set(names))} distinct names: {first_run} "
+          "syntheses; the identical second request: 0")
 
 
 async def test_gtts_unreachable_falls_back_within_its_timeout(
@@ -88,6 +91,8 @@ async def test_gtts_unreachable_falls_back_within_its_timeout(
             spoken_within = time.monotonic() - started
             assert status == 200
             assert spoken_within <= 2.0 + 1.0, spoken_within
+            print(f"gTTS hung: accepted and spoken by the fallback in {spoken_within:.2f} s "
+                  "(gTTS timeout 2 s)")
             (record,) = (await service.wait_for_report(accepted["request_id"]))["records"]
     finally:
         await runner.cleanup()

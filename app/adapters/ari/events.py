@@ -83,13 +83,12 @@ def parse_event(raw: dict[str, Any]) -> ChannelEvent | None:
     channel = _object(raw.get("channel"))
     channel_id = str(channel.get("id", ""))
     at = _timestamp(raw)
-    if kind == "ChannelStateChange" and channel_id:
-        if channel.get("state") == "Ringing":
-            return ChannelRinging(channel_id, at)
-        if channel.get("state") == "Up":
-            return ChannelAnswered(channel_id, at)
-        return None
-    if kind == "StasisStart" and channel_id and channel.get("state") == "Up":
+    if kind == "ChannelStateChange" and channel_id and channel.get("state") == "Ringing":
+        return ChannelRinging(channel_id, at)
+    if kind == "StasisStart" and channel_id:
+        # The answer itself: an originated channel enters the Stasis app when it is answered.
+        # Its ChannelStateChange to Up can arrive a moment before, when playing would still
+        # be refused with 409 "Channel not in Stasis application".
         return ChannelAnswered(channel_id, at)
     if kind == "ChannelDestroyed" and channel_id:
         return ChannelGone(channel_id, at, _int_or_none(raw.get("cause")),
