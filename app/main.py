@@ -135,6 +135,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
 
     dialing = _owned(dialer.run(), "dialer")
     helpers = [_owned(events.run(), "ari-events"), _owned(media.run(), "media-preparation"),
+               _owned(dialer.watch_cancellations(), "cancel-watch"),
                _owned(asyncio.to_thread(chain.warm_up), "tts-warm-up")]
     try:
         yield

@@ -142,6 +142,21 @@ class Dialer:
             self._pending.remove(call)
         return [call.call_id for call in dropped]
 
+    async def watch_cancellations(self, every_seconds: float = 1.0) -> None:
+        """Honour cancels made through other nodes: drop claimed calls, hang up live ones."""
+        while True:
+            await asyncio.sleep(every_seconds)
+            mine = {call.broadcast_id for call in self._pending}
+            mine.update(session.call.broadcast_id for session, _ in self._sessions.values())
+            if not mine:
+                continue
+            for broadcast_id in await self._store.cancelled_among(mine):
+                claimed = self.cancel_broadcast(broadcast_id)
+                await self._store.cancel_calls(claimed, datetime.now(UTC))
+                for session, _task in list(self._sessions.values()):
+                    if session.call.broadcast_id == broadcast_id:
+                        session.request_hangup("cancelled")
+
     async def hang_up_broadcast(self, broadcast_id: str, wait_seconds: float) -> int:
         """Hang up this broadcast's live calls and wait (bounded) for their records."""
         live = [(session, task) for session, task in self._sessions.values()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -57,3 +58,32 @@ async def test_two_nodes_share_one_broadcast(media_plane: MediaPlane, tmp_path: 
         await store.close()
     assert set(by_node) == {"node-a", "node-b"}, by_node  # both nodes did part of the work
     print(f"two nodes on PostgreSQL: {dict(by_node)}")
+
+
+async def test_cancel_through_one_node_stops_the_other(media_plane: MediaPlane, tmp_path: Path,
+                                                       postgres_url: str) -> None:
+    users = [f"xnode{i}" for i in range(60)]
+    common = media_plane.settings.with_overrides(database_url=postgres_url, calls_per_second=10)
+    first = common.with_overrides(runtime_dir=tmp_path / "a", node_id="node-a", ari_app="vox-a")
+    second = common.with_overrides(runtime_dir=tmp_path / "b", node_id="node-b",
+                                   ari_app="vox-b")
+    ring = media_plane.far_ends["ring"]
+    async with running_service(first) as node_a, running_service(second):
+        status, accepted = await node_a.post("/voice/call/play", {
+            "recipients": [{"to": media_plane.uri("ring", user=u)} for u in users],
+            "from": "me", "playlist": [{"pause": 1}]})
+        assert status == 200
+        await asyncio.sleep(1.5)
+        async with node_a.http.delete(
+                f"{node_a.base}/voice/call/{accepted['request_id']}") as response:
+            assert response.status == 200
+        report = await node_a.wait_for_report(accepted["request_id"], limit=10)
+        dialled_at_end = sum(ring.invites_by_user()[u] for u in users)
+        await asyncio.sleep(2.0)  # nothing more may be dialled by either node
+        assert sum(ring.invites_by_user()[u] for u in users) == dialled_at_end
+    records = report["records"]
+    cancelled = [r for r in records if r["result"] == "cancelled"]
+    hung_up = [r for r in records if r["result"] == "completed"]
+    assert len(cancelled) + len(hung_up) == len(users) and cancelled
+    assert all(r["disconnect_cause_code"] == "487" for r in hung_up)
+    assert dialled_at_end == len(hung_up)

@@ -364,6 +364,13 @@ class ReportStore:
                         playback=[]))
             return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def cancelled_among(self, broadcast_ids: set[str]) -> set[str]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(BroadcastRow.id).where(BroadcastRow.id.in_(list(broadcast_ids)),
+                                              BroadcastRow.cancelled_at.is_not(None)))
+            return set(rows)
+
     async def cancel_calls(self, call_ids: Sequence[str], at: datetime) -> None:
         """Claimed calls of a cancelled broadcast that were never dialled."""
         async with self._sessions.begin() as session:
