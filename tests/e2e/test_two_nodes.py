@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from app.adapters.db.store import ReportStore
+from app.settings import Settings
 from tests.e2e.conftest import MediaPlane, running_service
 from tests.store.conftest import PG_DSN
 
@@ -34,13 +35,19 @@ async def postgres_url():
         await admin.close()
 
 
+def two_nodes(media_plane: MediaPlane, tmp_path: Path, postgres_url: str,
+              calls_per_second: float) -> tuple[Settings, Settings]:
+    """Two services on one database and one Asterisk, each with its node id and Stasis app."""
+    common = media_plane.settings.with_overrides(database_url=postgres_url,
+                                                 calls_per_second=calls_per_second)
+    return (common.with_overrides(runtime_dir=tmp_path / "a", node_id="node-a", ari_app="vox-a"),
+            common.with_overrides(runtime_dir=tmp_path / "b", node_id="node-b", ari_app="vox-b"))
+
+
 async def test_two_nodes_share_one_broadcast(media_plane: MediaPlane, tmp_path: Path,
                                              postgres_url: str) -> None:
     users = [f"node{i}" for i in range(60)]
-    common = media_plane.settings.with_overrides(database_url=postgres_url, calls_per_second=15)
-    first = common.with_overrides(runtime_dir=tmp_path / "a", node_id="node-a", ari_app="vox-a")
-    second = common.with_overrides(runtime_dir=tmp_path / "b", node_id="node-b",
-                                   ari_app="vox-b")
+    first, second = two_nodes(media_plane, tmp_path, postgres_url, calls_per_second=15)
     async with running_service(first) as node_a, running_service(second):
         status, accepted = await node_a.post("/voice/call/play", {
             "recipients": [{"to": media_plane.uri("answer", user=u)} for u in users],
@@ -63,10 +70,7 @@ async def test_two_nodes_share_one_broadcast(media_plane: MediaPlane, tmp_path: 
 async def test_cancel_through_one_node_stops_the_other(media_plane: MediaPlane, tmp_path: Path,
                                                        postgres_url: str) -> None:
     users = [f"xnode{i}" for i in range(60)]
-    common = media_plane.settings.with_overrides(database_url=postgres_url, calls_per_second=10)
-    first = common.with_overrides(runtime_dir=tmp_path / "a", node_id="node-a", ari_app="vox-a")
-    second = common.with_overrides(runtime_dir=tmp_path / "b", node_id="node-b",
-                                   ari_app="vox-b")
+    first, second = two_nodes(media_plane, tmp_path, postgres_url, calls_per_second=10)
     ring = media_plane.far_ends["ring"]
     async with running_service(first) as node_a, running_service(second):
         status, accepted = await node_a.post("/voice/call/play", {
