@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -133,9 +133,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[LIBRARY] = library
     app[QUERIES] = ReportQueries(store)
 
-    dialing = _owned(dialer.run(), "dialer")
-    helpers = [_owned(events.run(), "ari-events"), _owned(media.run(), "media-preparation"),
-               _owned(dialer.watch_cancellations(), "cancel-watch"),
+    dialing = _owned(_restarting(dialer.run, "dialer"), "dialer")
+    helpers = [_owned(events.run(), "ari-events"),
+               _owned(_restarting(media.run, "media preparation"), "media-preparation"),
+               _owned(_restarting(dialer.watch_cancellations, "cancel watch"), "cancel-watch"),
                _owned(asyncio.to_thread(chain.warm_up), "tts-warm-up")]
     try:
         yield
@@ -153,6 +154,26 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         await fetcher.close()
         await ari.close()
         await store.close()
+
+
+RESTART_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)
+
+
+async def _restarting(work: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+    """Run a worker forever: a crash (a database hiccup, a bug) is logged and it starts again.
+
+    Its state lives in the database, so a fresh start picks up where the last one stopped.
+    """
+    crashes = 0
+    while True:
+        try:
+            await work()
+            return
+        except Exception:
+            delay = RESTART_BACKOFF_SECONDS[min(crashes, len(RESTART_BACKOFF_SECONDS) - 1)]
+            crashes += 1
+            log.exception("%s crashed (%d so far); restarting in %.1f s", name, crashes, delay)
+            await asyncio.sleep(delay)
 
 
 def _owned(coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:

@@ -169,7 +169,9 @@ class Dialer:
 
     async def recover(self) -> None:
         """Account for calls a previous run of this node left live (after a crash)."""
-        rows = await self._store.in_flight_calls(self._node_id)
+        # Calls this process is following are not orphans (the dialer loop may be restarting).
+        rows = [row for row in await self._store.in_flight_calls(self._node_id)
+                if row.id not in self._sessions]
         if not rows:
             return
         never_dialled = [row.id for row in rows if row.setup_time is None]

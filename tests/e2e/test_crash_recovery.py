@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from app.adapters.db.store import IN_FLIGHT_STATES, ReportStore
+from app.main import STORE
 from tests.conftest import free_port
 from tests.e2e.conftest import (
     MediaPlane,
@@ -137,3 +138,30 @@ async def test_asterisk_restart_mid_batch(media_plane: MediaPlane, tmp_path: Pat
           f"{len(failed)} failed, {recipients - len(dropped) - len(failed)} completed normally")
     invites = media_plane.far_ends["answer"].invites_by_user()
     assert max(invites[u] for u in users) == 1
+
+
+async def test_a_crashed_dialer_restarts_and_loses_nothing(media_plane: MediaPlane,
+                                                           tmp_path: Path) -> None:
+    settings = media_plane.settings.with_overrides(runtime_dir=tmp_path)
+    async with running_service(settings) as service:
+        store = service.app[STORE]
+        real_claim = store.claim_calls
+        failures = []
+
+        async def flaky_claim(node_id: str, limit: int):  # a database hiccup, once
+            if not failures:
+                failures.append(node_id)
+                raise ConnectionResetError("database connection lost")
+            return await real_claim(node_id, limit)
+
+        store.claim_calls = flaky_claim
+        users = [f"hiccup{i}" for i in range(5)]
+        status, accepted = await service.post("/voice/call/play", {
+            "recipients": [{"to": media_plane.uri("reject_486", user=u)} for u in users],
+            "from": "me", "playlist": [{"pause": 1}]})
+        assert status == 200
+        report = await service.wait_for_report(accepted["request_id"], limit=20)
+    assert failures == ["node-1"]
+    assert [r["disconnect_cause_code"] for r in report["records"]] == ["486"] * 5
+    invites = media_plane.far_ends["reject_486"].invites_by_user()
+    assert [invites[u] for u in users] == [1] * 5
