@@ -13,7 +13,7 @@ import re
 import sys
 
 from app.adapters.db.api_keys import ApiKeyStore
-from app.adapters.db.store import ReportStore
+from app.adapters.db.store import ReportStore, SchemaMismatch
 from app.runtime import (
     UnsafeBinding,
     render_media_plane,
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     runner = run_all if arguments.command == "run" else serve_only
     try:
         asyncio.run(runner(settings))
-    except UnsafeBinding as error:
+    except (UnsafeBinding, SchemaMismatch) as error:
         print(f"refusing to start: {error}", file=sys.stderr)
         return 2
     return 0

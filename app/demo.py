@@ -10,8 +10,10 @@ import asyncio
 import io
 import json
 import socket
+import tempfile
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 import aiohttp
 import numpy as np
@@ -37,31 +39,34 @@ def tone_wav(seconds: float, rate: int = 44100, channels: int = 2, hz: float = 4
     return buffer.getvalue()
 
 
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port nothing listens on at 127.0.0.1 right now (TCP, or UDP for SIP)."""
     with socket.socket(socket.AF_INET, kind) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
-async def _serve_wav(audio: bytes) -> tuple[web.AppRunner, str]:
+async def serve_audio(audio: bytes, path: str) -> tuple[web.AppRunner, str]:
+    """Serve `audio` at http://127.0.0.1:<free port><path>; clean the runner up after."""
     app = web.Application()
 
-    async def hello(_request: web.Request) -> web.Response:
+    async def send(_request: web.Request) -> web.Response:
         return web.Response(body=audio, content_type="audio/wav")
 
-    app.router.add_get("/voices/hello.wav", hello)
+    app.router.add_get(path, send)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}/voices/hello.wav"
+    return runner, f"http://127.0.0.1:{port}{path}"
 
 
 def demo_settings(settings: Settings) -> Settings:
     return settings.with_overrides(
-        instance_name="demo", runtime_dir=settings.runtime_dir / "demo",
-        port=_free_port(), ari_url=f"http://127.0.0.1:{_free_port()}",
-        sip_port=_free_port(socket.SOCK_DGRAM), ami_port=_free_port(),
+        # A fresh runtime folder each time: the demo's report is about this run only.
+        instance_name="demo", runtime_dir=Path(tempfile.mkdtemp(prefix="voxcast-demo-")),
+        port=free_port(), ari_url=f"http://127.0.0.1:{free_port()}",
+        sip_port=free_port(socket.SOCK_DGRAM), ami_port=free_port(),
         rtp_start=12000, rtp_end=12199, ring_timeout=8, calls_per_second=5,
         media_allow_loopback=True)  # the demo serves its WAV on 127.0.0.1
 
@@ -69,19 +74,19 @@ def demo_settings(settings: Settings) -> Settings:
 async def run_demo(base: Settings) -> int:
     settings = demo_settings(base)
     layout = layout_of(settings)
-    wav_runner, wav_url = await _serve_wav(tone_wav(4.0))
+    wav_runner, wav_url = await serve_audio(tone_wav(4.0), "/voices/hello.wav")
     far_ends: list[SippFarEnd] = []
     try:
         async with running_asterisk(settings), serving(settings):
             recipients = []
             for scenario, user in FAR_ENDS:
                 far_end = SippFarEnd(root=settings.asterisk_root, scenario=f"{scenario}.xml",
-                                     port=_free_port(socket.SOCK_DGRAM),
+                                     port=free_port(socket.SOCK_DGRAM),
                                      work_dir=layout.sipp_dir / scenario)
                 await far_end.start()
                 far_ends.append(far_end)
                 recipients.append({"to": f"sip:{user}@127.0.0.1:{far_end.port}"})
-            recipients.append({"to": f"sip:nobody-home@127.0.0.1:{_free_port(socket.SOCK_DGRAM)}"})
+            recipients.append({"to": f"sip:nobody-home@127.0.0.1:{free_port(socket.SOCK_DGRAM)}"})
             body = {"recipients": recipients, "from": "voxcast-demo",
                     "playlist": [{"play": wav_url}]}
             return await _submit_and_report(f"http://{settings.host}:{settings.port}", body)

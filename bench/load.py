@@ -32,7 +32,7 @@ from aiohttp import web
 
 from app.adapters.ari.client import AriClient, AriCredentials
 from app.api.records import TIME_FORMAT
-from app.demo import tone_wav
+from app.demo import free_port, serve_audio, tone_wav
 from app.main import DIALER, create_app
 from app.media_plane.sipp import SippFarEnd
 from app.runtime import layout_of, running_asterisk, with_generated_secrets
@@ -40,12 +40,6 @@ from app.settings import Settings
 
 WAV_SECONDS = 2.0
 TIME_LIMIT_SECONDS = 300  # every run is bounded in time as well as in count
-
-
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _cpu_seconds() -> float:
@@ -157,7 +151,7 @@ async def voxcast(settings: Settings, targets: list[str], media_url: str) -> Run
     app = create_app(settings)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     base = f"http://127.0.0.1:{port}"
     try:
@@ -215,22 +209,13 @@ async def main(calls: int, rate: float, max_concurrent: int) -> dict[str, Any]:
     runtime = Path(tempfile.mkdtemp(prefix="voxcast-bench-"))
     settings = with_generated_secrets(Settings(
         runtime_dir=runtime, asterisk_root=root, instance_name=f"bench-{uuid.uuid4().hex[:6]}",
-        ari_url=f"http://127.0.0.1:{_free_port()}", sip_port=_free_port(socket.SOCK_DGRAM),
-        ami_port=_free_port(), rtp_start=20000, rtp_end=24999, ring_timeout=10,
+        ari_url=f"http://127.0.0.1:{free_port()}", sip_port=free_port(socket.SOCK_DGRAM),
+        ami_port=free_port(), rtp_start=20000, rtp_end=24999, ring_timeout=10,
         calls_per_second=rate, max_concurrent_calls=max_concurrent, media_allow_loopback=True))
     layout = layout_of(settings)
     audio = tone_wav(WAV_SECONDS, rate=8000, channels=1)
-    wav_app = web.Application()
-
-    async def serve(_request: web.Request) -> web.Response:
-        return web.Response(body=audio, content_type="audio/wav")
-
-    wav_app.router.add_get("/bench.wav", serve)
-    wav_runner = web.AppRunner(wav_app)
-    await wav_runner.setup()
-    wav_port = _free_port()
-    await web.TCPSite(wav_runner, "127.0.0.1", wav_port).start()
-    far_end = SippFarEnd(root=root, scenario="answer.xml", port=_free_port(socket.SOCK_DGRAM),
+    wav_runner, wav_url = await serve_audio(audio, "/bench.wav")
+    far_end = SippFarEnd(root=root, scenario="answer.xml", port=free_port(socket.SOCK_DGRAM),
                          work_dir=layout.sipp_dir / "bench")
     try:
         async with running_asterisk(settings):
@@ -242,7 +227,7 @@ async def main(calls: int, rate: float, max_concurrent: int) -> dict[str, Any]:
             sound = "sound:" + layout.inside(sound_path).removesuffix(".wav")
             base = await baseline(settings, targets, sound, rate, max_concurrent)
             invites_after_baseline = far_end.received_invites()
-            vox = await voxcast(settings, targets, f"http://127.0.0.1:{wav_port}/bench.wav")
+            vox = await voxcast(settings, targets, wav_url)
             invites = far_end.received_invites() - invites_after_baseline
     finally:
         await far_end.stop()

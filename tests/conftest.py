@@ -1,13 +1,12 @@
 """Shared test helpers: free loopback ports and generated audio."""
 
 import io
-import socket
 
 import numpy as np
 import pytest
 import soundfile
 
-from app.demo import tone_wav
+from app.demo import free_port, tone_wav
 
 __all__ = ["free_port", "tone_mp3", "tone_wav"]
 
@@ -17,12 +16,6 @@ def tone_mp3(seconds: float, rate: int = 44100) -> bytes:
     buffer = io.BytesIO()
     soundfile.write(buffer, 0.3 * np.sin(2 * np.pi * 660 * frames), rate, format="MP3")
     return buffer.getvalue()
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

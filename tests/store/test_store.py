@@ -172,3 +172,15 @@ async def test_a_retry_is_queued_with_the_final_record(store):
     assert again.attempt == 2 and again.target == call.target
     await store.save_final(call.call_id, busy, retry_at=NOW)  # a second final is ignored
     assert [c.attempt for c in await store.calls_of(new.id)] == [1, 2]
+
+
+async def test_a_database_from_an_older_schema_is_refused_clearly(tmp_path):
+    import sqlite3
+
+    from app.adapters.db.store import ReportStore, SchemaMismatch
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE calls (id VARCHAR(36) PRIMARY KEY)")
+    with pytest.raises(SchemaMismatch, match="calls.broadcast_id"):
+        await ReportStore.open(f"sqlite+aiosqlite:///{path}")

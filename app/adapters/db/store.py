@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, func, insert, or_, select, update
+from sqlalchemy import Connection, event, func, insert, inspect, or_, select, update
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -101,6 +101,20 @@ class CallFinal:
     playback: list[str]
 
 
+class SchemaMismatch(RuntimeError):
+    """The database's tables do not have the columns this version needs."""
+
+
+def _missing_columns(connection: Connection) -> list[str]:
+    inspector = inspect(connection)
+    missing: list[str] = []
+    for table in Base.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing.extend(f"{table.name}.{column.name}" for column in table.columns
+                       if column.name not in present)
+    return missing
+
+
 def _tune_sqlite(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     # WAL keeps readers off the writer's back; NORMAL is durable across process crashes.
@@ -129,9 +143,21 @@ class ReportStore:
 
     @classmethod
     async def open(cls, url: str) -> ReportStore:
+        """Create missing tables; refuse a database whose tables lack columns we need."""
         engine = create_engine(url)
-        async with engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(Base.metadata.create_all)
+                missing = await connection.run_sync(_missing_columns)
+        except BaseException:
+            await engine.dispose()
+            raise
+        if missing:
+            await engine.dispose()
+            raise SchemaMismatch(
+                "the database was made by an older Voxcast and lacks "
+                f"{', '.join(missing[:8])}; nothing migrates it yet, so move it aside "
+                "(or point VOXCAST_DATABASE_URL elsewhere)")
         return cls(engine)
 
     @property
