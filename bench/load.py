@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import socket
 import statistics
 import tempfile
@@ -232,6 +233,8 @@ async def main(calls: int, rate: float, max_concurrent: int) -> dict[str, Any]:
     finally:
         await far_end.stop()
         await wav_runner.cleanup()
+        shutil.rmtree(layout.instance_dir, ignore_errors=True)  # its Asterisk folder
+        shutil.rmtree(runtime, ignore_errors=True)
     return {
         "calls": calls, "rate_limit": rate, "concurrency_limit": max_concurrent,
         "wav_seconds": WAV_SECONDS, "baseline": base.row(), "voxcast": vox.row(),
