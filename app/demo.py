@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import shutil
 import socket
 import tempfile
 import time
@@ -94,6 +95,7 @@ async def run_demo(base: Settings) -> int:
         for far_end in far_ends:
             await far_end.stop()
         await wav_runner.cleanup()
+        shutil.rmtree(settings.runtime_dir, ignore_errors=True)
 
 
 async def _submit_and_report(api: str, body: Mapping[str, object]) -> int:
