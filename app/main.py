@@ -14,12 +14,12 @@ from app.adapters.ami.monitor import AmiMonitor
 from app.adapters.ari.client import AriClient, AriCredentials
 from app.adapters.ari.events import AriEventStream
 from app.adapters.ari.routing import ChannelEventRouter
-from app.adapters.db.api_keys import ApiKeyStore
+from app.adapters.db.api_keys import ApiKeyStore, parse_configured_keys
 from app.adapters.db.store import ReportStore
 from app.adapters.media.address_policy import AddressPolicy, parse_networks
 from app.adapters.media.fetcher import MediaFetcher
 from app.adapters.tts.engine import SpeechChain, build_engines
-from app.api.auth import AUTHENTICATOR, Authenticator, auth_middleware, parse_configured_keys
+from app.api.auth import AUTHENTICATOR, Authenticator, auth_middleware
 from app.api.envelope import ApiError, error_middleware, ok
 from app.api.routes import (
     CANCELLATION,

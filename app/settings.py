@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from app.adapters.db.api_keys import parse_configured_keys
 from app.adapters.media.address_policy import parse_networks
-from app.api.auth import parse_configured_keys
 from app.domain.dial_target import valid_trunk_host
 
 PREFIX = "VOXCAST_"

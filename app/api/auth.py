@@ -22,18 +22,6 @@ PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/docs"})
 _OPEN_MODE_RECHECK_SECONDS = 5.0
 
 
-def parse_configured_keys(text: str) -> dict[str, str]:
-    """`tenant:key,tenant:key` -> {sha256(key): tenant}; raise ValueError naming the entry."""
-    keys: dict[str, str] = {}
-    for position, entry in enumerate(filter(None, (e.strip() for e in text.split(",")))):
-        tenant, separator, key = entry.partition(":")
-        if not separator or not tenant or len(key) < 20:
-            raise ValueError(f"entry {position + 1} must be tenant:key with a key of at least "
-                             "20 characters")
-        keys[key_hash(key)] = tenant
-    return keys
-
-
 class Authenticator:
     def __init__(self, configured: Mapping[str, str], keys: ApiKeyStore) -> None:
         self._configured = dict(configured)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -192,7 +193,7 @@ async def upload_media(request: web.Request) -> web.Response:
             raise ApiError(413, "body_too_large", f"media must be at most {limit} bytes")
     if not data:
         raise ApiError(400, "invalid_request", "body: the upload is empty")
-    content_hash = hashlib.sha256(data).hexdigest()
+    content_hash = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
     try:
         media = await request.app[LIBRARY].store_converted(content_hash, bytes(data))
     except UnsupportedAudio as error:

@@ -27,6 +27,7 @@ from app.services.call_session import CallSession, channel_id_for, final_record
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 1.0  # how often an idle dialer looks for work it was not told about
+HANGUP_WAIT_SECONDS = 12.0  # at shutdown, for ChannelDestroyed after our hang-ups
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,8 +225,6 @@ class Dialer:
         if self._sessions:
             await asyncio.wait([task for _s, task in self._sessions.values()])
 
-
-HANGUP_WAIT_SECONDS = 12.0
 
 
 def _state_of(row: CallRow) -> CallState:

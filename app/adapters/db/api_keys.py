@@ -24,6 +24,18 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def parse_configured_keys(text: str) -> dict[str, str]:
+    """`tenant:key,tenant:key` -> {sha256(key): tenant}; raise ValueError naming the entry."""
+    keys: dict[str, str] = {}
+    for position, entry in enumerate(filter(None, (e.strip() for e in text.split(",")))):
+        tenant, separator, key = entry.partition(":")
+        if not separator or not tenant or len(key) < 20:
+            raise ValueError(f"entry {position + 1} must be tenant:key with a key of at least "
+                             "20 characters")
+        keys[key_hash(key)] = tenant
+    return keys
+
+
 def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 

@@ -101,6 +101,16 @@ class CallFinal:
     playback: list[str]
 
 
+CANCELLED_TEXT = "cancelled before it was dialled"
+
+
+def _unplaced(result: str, reason: str, at: datetime) -> dict[str, Any]:
+    """The final record of a call that was never placed: failed (500) or cancelled (no code)."""
+    return {"state": "ended", "result": result, "disconnect_time": at,
+            "sip_code": 500 if result == "failed" else None, "sip_text": reason,
+            "sip_code_source": "none", "playback": []}
+
+
 class SchemaMismatch(RuntimeError):
     """The database's tables do not have the columns this version needs."""
 
@@ -274,8 +284,7 @@ class ReportStore:
         async with self._sessions.begin() as session:
             await session.execute(
                 update(CallRow).where(CallRow.id.in_(list(call_ids)), CallRow.state == "queued")
-                .values(state="ended", result="failed", disconnect_time=at, sip_code=500,
-                        sip_text=reason, sip_code_source="none", playback=[]))
+                .values(**_unplaced("failed", reason, at)))
 
     async def fail_media(self, broadcast_id: str, reason: str, at: datetime) -> None:
         """The media could not be prepared: no call is placed, every queued one fails."""
@@ -286,8 +295,7 @@ class ReportStore:
             await session.execute(
                 update(CallRow)
                 .where(CallRow.broadcast_id == broadcast_id, CallRow.state == "queued")
-                .values(state="ended", result="failed", disconnect_time=at, sip_code=500,
-                        sip_text=reason, sip_code_source="none", playback=[]))
+                .values(**_unplaced("failed", reason, at)))
 
     # --- the queue ---------------------------------------------------------------------------
 
@@ -385,9 +393,7 @@ class ReportStore:
             result = await session.execute(
                 update(CallRow)
                 .where(CallRow.broadcast_id == broadcast_id, CallRow.state == "queued")
-                .values(state="ended", result="cancelled", disconnect_time=at,
-                        sip_text="cancelled before it was dialled", sip_code_source="none",
-                        playback=[]))
+                .values(**_unplaced("cancelled", CANCELLED_TEXT, at)))
             return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def cancelled_among(self, broadcast_ids: set[str]) -> set[str]:
@@ -402,9 +408,7 @@ class ReportStore:
         async with self._sessions.begin() as session:
             await session.execute(
                 update(CallRow).where(CallRow.id.in_(list(call_ids)), CallRow.state != "ended")
-                .values(state="ended", result="cancelled", disconnect_time=at,
-                        sip_text="cancelled before it was dialled", sip_code_source="none",
-                        playback=[]))
+                .values(**_unplaced("cancelled", CANCELLED_TEXT, at)))
 
     # --- uploads -----------------------------------------------------------------------------
 
