@@ -14,6 +14,7 @@ from app.adapters.ami.monitor import AmiMonitor
 from app.adapters.ari.client import AriClient, AriCredentials
 from app.adapters.ari.events import AriEventStream
 from app.adapters.ari.routing import ChannelEventRouter
+from app.adapters.cel.channel_log import ChannelEventLog
 from app.adapters.db.api_keys import ApiKeyStore, parse_configured_keys
 from app.adapters.db.store import ReportStore
 from app.adapters.media.address_policy import AddressPolicy, parse_networks
@@ -35,6 +36,7 @@ from app.api.routes import (
     add_routes,
 )
 from app.media_plane.layout import AsteriskLayout
+from app.media_plane.supervisor import AsteriskSupervisor
 from app.services.cancellation import Cancellation
 from app.services.dialer import Dialer, DialerLimits
 from app.services.intake import Intake
@@ -53,12 +55,16 @@ STORE = web.AppKey("store", ReportStore)
 DIALER = web.AppKey("dialer", Dialer)
 EVENT_STREAM = web.AppKey("event_stream", AriEventStream)
 SPEECH = web.AppKey("speech", Speech)
+MEDIA_SERVER: web.AppKey[AsteriskSupervisor | None] = web.AppKey("media_server")
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings,
+               media_server: AsteriskSupervisor | None = None) -> web.Application:
+    """The service; `media_server` is the Asterisk it runs itself (None: managed outside)."""
     app = web.Application(middlewares=[error_middleware, auth_middleware],
                           client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[MEDIA_SERVER] = media_server
     app[TRUNK_HOST] = settings.trunk_host
     app[OPERATORS] = frozenset(settings.operator_tenant_names)
     app[LIMITS] = {"max_recipients": settings.max_recipients,
@@ -106,8 +112,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                             settings.ring_timeout, settings.max_call_seconds,
                             settings.trunk_host or None),
         node_id=settings.node_id, sip_endpoint=settings.sip_endpoint,
-        ari_app=settings.ari_app)
-    events.set_reconnect_handler(dialer.reconcile)
+        ari_app=settings.ari_app, history=ChannelEventLog(layout.channel_event_log))
+    events.set_handlers(on_lost=dialer.stream_lost, on_reconnect=dialer.reconcile)
     media = MediaPreparation(store, playlist_media, on_ready=dialer.wake)
 
     def accepted() -> None:
@@ -122,7 +128,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                          password=settings.ami_password.value)
     if settings.ami_password.value:
         monitor.start()
-    app[MONITOR] = Monitoring(monitor, dialer, events, router)
+    app[MONITOR] = Monitoring(monitor, dialer, events, router, app[MEDIA_SERVER])
     app[AUTHENTICATOR] = Authenticator(parse_configured_keys(settings.api_keys.value),
                                        ApiKeyStore(store.engine))
     app[EVENT_STREAM] = events
@@ -194,8 +200,15 @@ async def _health(_request: web.Request) -> web.Response:
 
 async def _ready(request: web.Request) -> web.Response:
     problems = []
-    if not request.app[EVENT_STREAM].connected.is_set():
-        problems.append("ARI event stream not connected")
+    media_server = request.app[MEDIA_SERVER]
+    if media_server is not None and media_server.state != "running":
+        problems.append(f"Asterisk is {media_server.state} "
+                        f"(restarted {media_server.restarts} times; last: "
+                        f"{media_server.last_exit or 'none'})")
+    elif not request.app[EVENT_STREAM].connected.is_set():
+        where = "managed outside this service; waiting for it" if media_server is None else \
+            "reconnecting"
+        problems.append(f"ARI event stream not connected (Asterisk {where})")
     try:
         await request.app[STORE].ping()
     except Exception:  # noqa: BLE001 - any database failure means not ready

@@ -23,6 +23,7 @@ from app.media_plane.asterisk_process import AsteriskProcess
 from app.media_plane.config import AsteriskConfigValues, render_asterisk_config
 from app.media_plane.layout import AsteriskLayout
 from app.media_plane.secrets import load_or_create_secrets
+from app.media_plane.supervisor import AriAccess, AsteriskSupervisor
 from app.settings import Secret, Settings
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ def render_media_plane(settings: Settings) -> AsteriskLayout:
 
 @asynccontextmanager
 async def running_asterisk(settings: Settings) -> AsyncIterator[AsteriskProcess]:
+    """An unsupervised Asterisk, for tests that stop and start it themselves."""
     layout = render_media_plane(settings)
     asterisk = AsteriskProcess(layout)
     await asterisk.start()
@@ -69,6 +71,24 @@ async def running_asterisk(settings: Settings) -> AsyncIterator[AsteriskProcess]
         yield asterisk
     finally:
         await asterisk.stop()
+
+
+@asynccontextmanager
+async def supervised_asterisk(settings: Settings) -> AsyncIterator[AsteriskSupervisor]:
+    """This instance's Asterisk, adopted or started, restarted whenever it dies, stopped last."""
+    layout = render_media_plane(settings)
+    supervisor = AsteriskSupervisor(layout, AriAccess(settings.ari_url, settings.ari_user,
+                                                      settings.ari_password.value))
+    try:
+        await supervisor.start()
+        watcher = asyncio.create_task(supervisor.watch(), name="asterisk-supervisor")
+        try:
+            yield supervisor
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+    finally:
+        await supervisor.stop()
 
 
 class UnsafeBinding(RuntimeError):
@@ -116,10 +136,11 @@ async def development_key(settings: Settings) -> str:
 
 
 @asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[web.AppRunner]:
+async def serving(settings: Settings,
+                  media_server: AsteriskSupervisor | None = None) -> AsyncIterator[web.AppRunner]:
     """The HTTP API on settings.host:port; leaving drains calls and closes everything."""
     await check_binding(settings)
-    runner = web.AppRunner(create_app(settings), handle_signals=False)
+    runner = web.AppRunner(create_app(settings, media_server), handle_signals=False)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()
@@ -146,7 +167,7 @@ async def run_all(settings: Settings) -> None:
     """Asterisk and the service together, in the foreground, until SIGINT or SIGTERM."""
     settings.runtime_dir.mkdir(parents=True, exist_ok=True)
     key = await development_key(settings)
-    async with running_asterisk(settings), serving(settings):
+    async with supervised_asterisk(settings) as media_server, serving(settings, media_server):
         # Printed, not logged: it is for the person at this terminal, not for log files.
         print(f"\nVoxcast is ready on http://{settings.host}:{settings.port}\n"
               f"Development API key (tenant dev): {key}\n"

@@ -1,10 +1,18 @@
-"""Run one Asterisk instance as a child process: start it, wait until ARI answers, stop it."""
+"""Run one Asterisk instance: start it as a child or adopt one left running, wait until ARI
+answers, notice when it exits, stop it.
+
+Asterisk runs in its own session, so it outlives a service killed with SIGKILL and keeps that
+service's calls; the next start adopts it (found through its pid file) instead of failing with
+"Asterisk already running".
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import os
 import shutil
 import signal
 import time
@@ -15,6 +23,7 @@ from typing import IO
 import aiohttp
 
 from app.adapters.ari.client import AriCredentials
+from app.atomic_file import write_atomically
 from app.media_plane.layout import AsteriskLayout
 from app.media_plane.spawn import spawn_in_own_session
 
@@ -22,8 +31,13 @@ log = logging.getLogger(__name__)
 
 ASTERISK_BINARY = "/usr/sbin/asterisk"  # inside the root; Debian's path
 CONSOLE_LOG_NAME = "asterisk-console.log"
+PID_FILE_NAME = "asterisk.pid"  # Asterisk writes it into astrundir
+# The hash of the configuration the running Asterisk was started with; an adopted Asterisk
+# must run the configuration rendered now.
+CONFIG_STAMP_NAME = "voxcast-config.sha256"
 _TAIL_BYTES = 4000
 _POLL_INTERVAL = 0.05
+_EXIT_POLL_INTERVAL = 0.2  # an adopted Asterisk's exit is noticed this fast
 # Asterisk takes its startup_time (millisecond resolution) after we spawn it; the slack only
 # absorbs rounding.
 _CLOCK_SLACK = 0.25
@@ -53,39 +67,111 @@ def asterisk_cli_command(layout: AsteriskLayout, cli: str) -> list[str]:
     return [*_asterisk_prefix(layout), "-C", layout.inside(layout.config_file), "-rx", cli]
 
 
+def config_digest(layout: AsteriskLayout) -> str:
+    """A hash of every rendered config file: tells whether a running Asterisk runs them."""
+    digest = hashlib.sha256()
+    for path in sorted(layout.config_dir.glob("*.conf")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) is not alive.
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
+            return False
+    return True
+
+
 class AsteriskProcess:
-    """One Asterisk child process for `layout`, whose config has already been rendered."""
+    """One Asterisk instance for `layout`, whose config has already been rendered.
+
+    Either our child (`start`) or an instance a previous run left behind (`adopt`).
+    """
 
     def __init__(self, layout: AsteriskLayout) -> None:
         self.layout = layout
         self.console_log = layout.log_dir / CONSOLE_LOG_NAME
+        self.pid_file = layout.instance_dir / "run" / PID_FILE_NAME
+        self.config_stamp = layout.instance_dir / "run" / CONFIG_STAMP_NAME
         self._proc: asyncio.subprocess.Process | None = None
+        self._adopted_pid: int | None = None
         self._spawned_at = 0.0
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+        if self._proc is not None:
+            return self._proc.pid
+        return self._adopted_pid
+
+    @property
+    def adopted(self) -> bool:
+        return self._adopted_pid is not None
 
     @property
     def returncode(self) -> int | None:
         return self._proc.returncode if self._proc else None
+
+    def is_running(self) -> bool:
+        if self._proc is not None:
+            return self._proc.returncode is None
+        return self._adopted_pid is not None and _process_alive(self._adopted_pid)
 
     def _prepare(self) -> IO[bytes]:
         for folder in self.layout.asterisk_dirs:
             folder.mkdir(parents=True, exist_ok=True)
         if not self.layout.config_file.is_file():
             raise AsteriskStartError(f"no rendered config at {self.layout.config_file}")
+        write_atomically(self.config_stamp, config_digest(self.layout).encode(), mode=0o600)
         return self.console_log.open("ab")
 
     async def start(self) -> None:
         """Spawn Asterisk; its console output goes to `console_log`."""
-        if self._proc is not None and self._proc.returncode is None:
+        if self.is_running():
             raise RuntimeError("Asterisk is already running")
         console = await asyncio.to_thread(self._prepare)
         command = asterisk_command(self.layout)
+        self._adopted_pid = None
         self._spawned_at = time.time()
         self._proc = await spawn_in_own_session(command, console)
         log.info("asterisk started: pid %s, %s", self._proc.pid, " ".join(command))
+
+    def running_instance(self) -> int | None:
+        """The pid of this instance's Asterisk left running by an earlier run, if any.
+
+        Its pid file names it, and its command line must name this instance's config, so a
+        recycled pid or another instance is never taken for it.
+        """
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        wanted = self.layout.inside(self.layout.config_file).encode()
+        if wanted not in command or not _process_alive(pid):
+            return None
+        return pid
+
+    def runs_current_config(self) -> bool:
+        """True when the running instance was started with the configuration rendered now."""
+        try:
+            started_with = self.config_stamp.read_text().strip()
+        except OSError:
+            return False
+        return started_with == config_digest(self.layout)
+
+    def adopt(self, pid: int) -> None:
+        """Take over an Asterisk of this instance that an earlier run left running."""
+        self._proc = None
+        self._adopted_pid = pid
+        self._spawned_at = 0.0  # its startup time is before ours: that is expected
+        log.info("adopted the running asterisk of this instance: pid %s", pid)
 
     def _log_tail(self) -> str:
         try:
@@ -113,7 +199,7 @@ class AsteriskProcess:
         An open HTTP port is not enough: it answers 404 before ARI is registered. A 200 from
         an Asterisk that started before ours (a leftover on the same port) does not count.
         """
-        if self._proc is None:
+        if self.pid is None:
             raise RuntimeError("Asterisk was not started")
         url = ari_base_url.rstrip("/") + "/ari/asterisk/info"
         loop = asyncio.get_running_loop()
@@ -123,8 +209,8 @@ class AsteriskProcess:
         headers = AriCredentials(user, password).authorization_header()
         async with aiohttp.ClientSession(headers=headers, timeout=request_timeout) as session:
             while True:
-                if self._proc.returncode is not None:
-                    raise await self._fail(f"Asterisk exited with code {self._proc.returncode}")
+                if not self.is_running():
+                    raise await self._fail(f"Asterisk exited (code {self.returncode})")
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
                     async with session.get(url) as response:
                         if response.status == 401:
@@ -150,6 +236,16 @@ class AsteriskProcess:
             return True  # an unexpected format must not block readiness
         return when >= self._spawned_at - _CLOCK_SLACK
 
+    async def wait_exit(self) -> int | None:
+        """Return once Asterisk has exited: its exit code, or None for an adopted one."""
+        if self._proc is not None:
+            return await self._proc.wait()
+        pid = self._adopted_pid
+        if pid is None:
+            return None
+        await _wait_for_pid(pid)
+        return None
+
     async def _run_cli(self, cli: str, limit: float) -> None:
         proc = await asyncio.create_subprocess_exec(
             *asterisk_cli_command(self.layout, cli),
@@ -164,35 +260,48 @@ class AsteriskProcess:
                 proc.kill()
                 await proc.wait()
 
-    async def _wait_exit(self, proc: asyncio.subprocess.Process, limit: float) -> bool:
+    async def _wait_exit_within(self, limit: float) -> bool:
         try:
-            await asyncio.wait_for(proc.wait(), max(limit, 0.0))
+            await asyncio.wait_for(self.wait_exit(), max(limit, 0.0))
         except TimeoutError:
             return False
         return True
 
+    def _signal(self, signum: int) -> None:
+        pid = self.pid
+        if pid is not None and self.is_running():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     async def stop(self, timeout: float = 10) -> None:  # noqa: ASYNC109 - split over 3 phases
-        """Stop Asterisk: 'core stop now', then SIGTERM, then SIGKILL. Always reaps it."""
-        proc = self._proc
-        if proc is None:
+        """Stop Asterisk: 'core stop now', then SIGTERM, then SIGKILL. Always reaps a child."""
+        pid = self.pid
+        if pid is None:
             return
         loop = asyncio.get_running_loop()
         graceful_until = loop.time() + timeout * 0.6
         try:
-            if proc.returncode is None:
+            if self.is_running():
                 # 'core stop now' hangs up live calls (BYE) and exits in about 1.3 s.
                 with contextlib.suppress(OSError, TimeoutError):
                     await self._run_cli("core stop now", graceful_until - loop.time())
-                if not await self._wait_exit(proc, graceful_until - loop.time()):
-                    log.warning("asterisk pid %s ignored 'core stop now'; SIGTERM", proc.pid)
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.send_signal(signal.SIGTERM)
-                    if not await self._wait_exit(proc, timeout * 0.4):
-                        log.warning("asterisk pid %s ignored SIGTERM; SIGKILL", proc.pid)
+                if not await self._wait_exit_within(graceful_until - loop.time()):
+                    log.warning("asterisk pid %s ignored 'core stop now'; SIGTERM", pid)
+                    self._signal(signal.SIGTERM)
+                    if not await self._wait_exit_within(timeout * 0.4):
+                        log.warning("asterisk pid %s ignored SIGTERM; SIGKILL", pid)
         finally:
             # Also reached on cancellation: never leave a running or unreaped child behind.
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-            await proc.wait()
-        log.info("asterisk pid %s stopped with code %s", proc.pid, proc.returncode)
+            self._signal(signal.SIGKILL)
+            if self._proc is not None:
+                await self._proc.wait()
+            elif self._adopted_pid is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_wait_for_pid(self._adopted_pid), 5)
+        log.info("asterisk pid %s stopped (code %s)", pid, self.returncode)
+
+
+async def _wait_for_pid(pid: int) -> None:
+    """Wait until a process that is not our child exits (only a parent can wait() for it)."""
+    while _process_alive(pid):  # noqa: ASYNC110 - no event exists for another's process
+        await asyncio.sleep(_EXIT_POLL_INTERVAL)

@@ -7,12 +7,14 @@ from typing import Any
 from app.adapters.ami.monitor import AmiMonitor
 from app.adapters.ari.events import AriEventStream
 from app.adapters.ari.routing import ChannelEventRouter
+from app.media_plane.supervisor import AsteriskSupervisor
 from app.services.dialer import Dialer
 
 
 class Monitoring:
     def __init__(self, ami: AmiMonitor, dialer: Dialer, events: AriEventStream,
-                 router: ChannelEventRouter) -> None:
+                 router: ChannelEventRouter, media_server: AsteriskSupervisor | None) -> None:
+        self._media_server = media_server
         self._ami = ami
         self._dialer = dialer
         self._events = events
@@ -20,6 +22,8 @@ class Monitoring:
 
     def snapshot(self) -> dict[str, Any]:
         return {
+            "media_server": (self._media_server.status() if self._media_server is not None
+                             else {"managed_by_service": False}),
             "ami": self._ami.snapshot(),
             "ari": {"connected": self._events.connected.is_set(),
                     "disconnects": self._events.disconnects,
