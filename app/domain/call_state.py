@@ -11,7 +11,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from app.domain.causes import CallOutcome, SipCodeSource, outcome_of_destroyed_channel
+from app.domain.causes import (
+    CallOutcome,
+    SipCodeSource,
+    outcome_from_channel_log,
+    outcome_of_destroyed_channel,
+)
 
 
 class Phase(StrEnum):
@@ -79,12 +84,21 @@ class ChannelLost:
 
 
 @dataclass(frozen=True, slots=True)
+class EndedUnobserved:
+    """Asterisk's channel event log tells how the call ended while nobody listened."""
+
+    at: datetime
+    answered_at: datetime | None
+    cause: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class HangupFoundNoChannel:
     """Our hang-up found the channel already gone: the far end (or Asterisk) ended it first."""
 
 
 CallEvent = (OriginateFailed | Ringing | Answered | PlaybackFinished | Destroyed | HangupWanted
-             | ChannelLost | HangupFoundNoChannel)
+             | ChannelLost | EndedUnobserved | HangupFoundNoChannel)
 
 
 # --- actions for the session to carry out --------------------------------------------------
@@ -158,7 +172,7 @@ def advance(state: CallState, event: CallEvent) -> Transition:
     match event:
         case OriginateFailed(reason=reason) if state.phase is Phase.DIALING:
             ended = replace(state, phase=Phase.ENDED, result=Result.FAILED, failure=reason,
-                            outcome=CallOutcome(500, reason, SipCodeSource.NONE, None, None))
+                            outcome=CallOutcome(None, reason, SipCodeSource.NONE, None, None))
             return Transition(ended, (SaveFinal(),))
 
         case Ringing(at=at) if state.phase is Phase.DIALING:
@@ -194,10 +208,20 @@ def advance(state: CallState, event: CallEvent) -> Transition:
         case HangupFoundNoChannel() if state.phase is Phase.HANGING_UP:
             return Transition(replace(state, hangup_by=None))
 
+        case EndedUnobserved(at=at, answered_at=answered_at, cause=cause):
+            connect_time = state.connect_time or answered_at
+            ended = replace(state, phase=Phase.ENDED, connect_time=connect_time,
+                            disconnect_time=at, result=Result.COMPLETED,
+                            outcome=outcome_from_channel_log(answered=connect_time is not None,
+                                                             cause=cause))
+            return Transition(ended, (SaveFinal(),))
+
         case ChannelLost(at=at, reason=reason):
+            # No SIP code: nobody saw how it ended, and a made-up one would read as the far
+            # end's. The connect time stays, so an answered call still reads answered.
             ended = replace(state, phase=Phase.ENDED, disconnect_time=at, result=Result.FAILED,
                             failure=reason,
-                            outcome=CallOutcome(500, reason, SipCodeSource.NONE, None, None))
+                            outcome=CallOutcome(None, reason, SipCodeSource.NONE, None, None))
             return Transition(ended, (SaveFinal(),))
 
     return _ignored(state)

@@ -18,6 +18,8 @@ class SipCodeSource(StrEnum):
     TECH_CAUSE = "tech_cause"  # the far end's final response, reported by Asterisk
     ANSWERED = "answered"  # the call was answered (200) and then ended
     DERIVED = "derived"  # derived from the Q.850 cause (RFC 3398); may be inexact
+    CHANNEL_LOG = "channel_log"  # derived from the Q.850 cause Asterisk logged while the
+    # service was not listening (its channel event log has no SIP code)
     NONE = "none"  # no call was placed
 
 
@@ -54,7 +56,7 @@ NORMAL_CLEARING = 16
 class CallOutcome:
     """The SIP-level outcome of one ended call."""
 
-    sip_code: int
+    sip_code: int | None  # None: no SIP final response is known (never a made-up one)
     sip_text: str
     source: SipCodeSource
     q850_cause: int | None
@@ -94,3 +96,14 @@ def outcome_of_destroyed_channel(
         return CallOutcome(500, sip_reason(500), SipCodeSource.DERIVED, cause, cause_text)
     code = sip_code_from_q850(cause)
     return CallOutcome(code, sip_reason(code), SipCodeSource.DERIVED, cause, cause_text)
+
+
+def outcome_from_channel_log(*, answered: bool, cause: int | None) -> CallOutcome:
+    """A call that ended while the service was away, as Asterisk's channel event log tells it."""
+    if answered:
+        return CallOutcome(200, "OK", SipCodeSource.ANSWERED, cause, None)
+    if cause is None or cause == 0:
+        return CallOutcome(None, "ended while the service was away; Asterisk logged no cause",
+                           SipCodeSource.NONE, cause, None)
+    code = sip_code_from_q850(cause)
+    return CallOutcome(code, sip_reason(code), SipCodeSource.CHANNEL_LOG, cause, None)

@@ -75,6 +75,11 @@ class AsteriskLayout:
         return self.instance_dir / _LOG
 
     @property
+    def channel_event_log(self) -> Path:
+        """Asterisk's channel event log (CEL as JSON lines; cel_custom.conf names it)."""
+        return self.log_dir / "cel-custom" / "voxcast-cel.json"
+
+    @property
     def sound_dir(self) -> Path:
         """Where the service stores media for Asterisk to play (`sound:` + inside path)."""
         return self.instance_dir / _SOUNDS
@@ -87,7 +92,8 @@ class AsteriskLayout:
     def asterisk_dirs(self) -> tuple[Path, ...]:
         """Every folder Asterisk reads or writes in this instance; all must exist at start."""
         state = tuple(self.instance_dir / name for name in _ASTERISK_STATE)
-        return (self.config_dir, self.log_dir, self.sound_dir, *state)
+        return (self.config_dir, self.log_dir, self.channel_event_log.parent, self.sound_dir,
+                *state)
 
 
 def default_instance_dir(root: Path, name: str) -> Path:

@@ -29,6 +29,7 @@ from app.domain.call_state import (
     CallState,
     ChannelLost,
     Destroyed,
+    EndedUnobserved,
     Hangup,
     HangupFoundNoChannel,
     HangupWanted,
@@ -101,6 +102,10 @@ class CallSession:
         self._phase_deadline = 0.0
         self._hangup_requested: str | None = None
         self._retry = RetryPolicy.from_stored(call.retry)
+        self._originate_uncertain = False
+        self._originate_accepted = False
+        self._heard_from_asterisk = False
+        self.unresolved = False  # ended without knowing whether Asterisk placed the call
         self.ignored_events = 0
 
     @property
@@ -109,6 +114,7 @@ class CallSession:
 
     def deliver(self, event: ChannelEvent) -> None:
         """Called by the router for every event on this call's channel."""
+        self._heard_from_asterisk = True
         translated = _translate(event)
         if translated is not None:
             self._events.put_nowait(translated)
@@ -117,8 +123,19 @@ class CallSession:
         self._hangup_requested = reason
         self._events.put_nowait(HangupWanted(reason))
 
-    def report_lost(self, reason: str) -> None:
-        self._events.put_nowait(ChannelLost(_now(), reason))
+    @property
+    def placed(self) -> bool:
+        """Asterisk took the originate (or the call was re-attached): its channel existed."""
+        return self._heard_from_asterisk or self._originate_accepted
+
+    def ended_unobserved(self, at: datetime, answered_at: datetime | None,
+                         cause: int | None) -> None:
+        """Asterisk's channel log says how the call ended while no events reached us."""
+        self._events.put_nowait(EndedUnobserved(at, answered_at, cause))
+
+    def report_lost(self, reason: str, at: datetime | None = None) -> None:
+        """The channel is gone without a ChannelDestroyed we saw; `at` is when it was lost."""
+        self._events.put_nowait(ChannelLost(at or _now(), reason))
 
     async def run(self) -> None:
         """Originate, follow the call to its end, and store its final record."""
@@ -138,15 +155,43 @@ class CallSession:
         finally:
             self._router.unregister(self.channel_id)
 
-    async def adopt(self, state: CallState, reason: str) -> None:
-        """Take over a call that was live before a restart, and hang it up."""
-        self._state = state
+    async def reattach(self, ring_time: datetime | None, connect_time: datetime | None) -> None:
+        """Follow a call that was live before a restart to its true end.
+
+        Registered first, so no event of its end is missed while its state is read. Its
+        playlist goes on from the item Asterisk is playing; when none is playing, the item
+        under way at the crash has ended and the call is hung up.
+        """
         self._router.register(self.channel_id, self.deliver)
         try:
-            await self._apply(HangupWanted(reason))
+            try:
+                channel_state = await self._ari.channel_state(self.channel_id)
+            except AriNotFound:
+                self.unresolved = True  # ended meanwhile: settled from Asterisk's log
+                return
+            self._heard_from_asterisk = True
+            length = len(self.call.sounds)
+            if channel_state != "Up":
+                phase = Phase.RINGING if channel_state in ("Ring", "Ringing") else Phase.DIALING
+                self._state = CallState(length, phase, ring_time=ring_time)
+            else:
+                playing = await self._item_playing()
+                self._state = CallState(
+                    length, Phase.ANSWERED, ring_time=ring_time,
+                    connect_time=connect_time or _now(),
+                    playback=("unknown",) * (length if playing is None else playing))
+                if playing is None:
+                    await self._apply(HangupWanted("the playlist ended while the service "
+                                                   "was away"))
             await self._follow()
         finally:
             self._router.unregister(self.channel_id)
+
+    async def _item_playing(self) -> int | None:
+        for item in range(len(self.call.sounds)):
+            if await self._ari.playback_exists(playback_id_for(self.channel_id, item)):
+                return item
+        return None
 
     async def _originate(self) -> bool:
         try:
@@ -162,13 +207,17 @@ class CallSession:
         except InvalidDialTarget as error:  # a number, but the trunk setting was removed
             await self._apply(OriginateFailed(str(error)))
             return False
+        except AriUnavailable as error:
+            # Sent, or maybe sent, before the connection broke: if Asterisk placed the call,
+            # its events arrive as usual; if nothing is heard, the call is settled from
+            # Asterisk's own log (placed or not) instead of guessed.
+            log.warning("call %s: originate outcome unknown (%s)", self.call.call_id, error)
+            self._originate_uncertain = True
         except AriError as error:
-            if isinstance(error, AriUnavailable):
-                # The request may have reached Asterisk before the connection broke:
-                # make sure no orphan channel rings on without us.
-                await self._hangup_quietly()
             await self._apply(OriginateFailed(f"Asterisk did not place the call: {error}"))
             return False
+        else:
+            self._originate_accepted = True
         return True
 
     async def _follow(self) -> None:
@@ -179,6 +228,10 @@ class CallSession:
                 event = await asyncio.wait_for(self._events.get(), timeout=max(remaining, 0))
             except TimeoutError:
                 event = self._deadline_event()
+            if (isinstance(event, ChannelLost) and self._originate_uncertain
+                    and not self._heard_from_asterisk):
+                self.unresolved = True  # the row stays in flight for the dialer to settle
+                return
             await self._apply(event)
 
     def _deadline_event(self) -> CallEvent:

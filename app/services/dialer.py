@@ -12,22 +12,26 @@ import contextlib
 import functools
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from app.adapters.ari.client import AriClient
-from app.adapters.ari.errors import AriError
+from app.adapters.ari.errors import AriError, AriUnreachable
 from app.adapters.ari.routing import ChannelEventRouter
-from app.adapters.db.store import ClaimedCall, ReportStore
-from app.adapters.db.tables import CallRow
-from app.domain.call_state import CallState, ChannelLost, Phase, advance
+from app.adapters.cel.channel_log import ChannelEventLog, ChannelHistory
+from app.adapters.db.store import ClaimedCall, InFlightCall, ReportStore
+from app.domain.call_state import CallState, ChannelLost, EndedUnobserved, advance
 from app.services.call_session import CallSession, channel_id_for, final_record
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 1.0  # how often an idle dialer looks for work it was not told about
 HANGUP_WAIT_SECONDS = 12.0  # at shutdown, for ChannelDestroyed after our hang-ups
+UNRESOLVED_SETTLE_DELAY = 1.0  # Asterisk logs a channel's events within milliseconds
+MEDIA_SERVER_LOST = "media server lost: Asterisk stopped while the call was live"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +46,7 @@ class DialerLimits:
 class Dialer:
     def __init__(self, *, store: ReportStore, ari: AriClient, router: ChannelEventRouter,
                  connected: asyncio.Event, limits: DialerLimits, node_id: str,
-                 sip_endpoint: str, ari_app: str) -> None:
+                 sip_endpoint: str, ari_app: str, history: ChannelEventLog) -> None:
         self._store = store
         self._ari = ari
         self._router = router
@@ -56,6 +60,13 @@ class Dialer:
         self._slot_freed = asyncio.Event()
         self._next_slot = 0.0
         self._pending: deque[ClaimedCall] = deque()  # claimed, waiting for a pacing slot
+        self._checks: set[asyncio.Task[None]] = set()  # background checks under way, owned
+        # Claims and recovery never interleave: a claimed row is in `_pending` before
+        # recovery can see it, so recovery never gives back a call about to be dialled.
+        self._queue_lock = asyncio.Lock()
+        self._history = history
+        self._asterisk_started: str | None = None  # Asterisk's startup time when last seen
+        self._events_lost_at: datetime | None = None
         self.peak_concurrent = 0
         self.originates: list[float] = []  # monotonic send times, kept for measurement
         self.keep_originate_times = False
@@ -71,6 +82,8 @@ class Dialer:
     async def run(self) -> None:
         """Recover what a previous run left, then claim and dial until cancelled."""
         await self._connected.wait()
+        with contextlib.suppress(AriError):
+            self._asterisk_started = await self._ari.startup_time()
         await self.recover()
         while True:
             await self._connected.wait()
@@ -82,15 +95,16 @@ class Dialer:
             # Claim about one second of work: enough to keep pace, little to give back.
             batch = min(free, max(1, int(self._limits.calls_per_second)))
             self._work_available.clear()
-            calls = await self._store.claim_calls(self._node_id, batch)
+            async with self._queue_lock:
+                calls = await self._store.claim_calls(self._node_id, batch)
+                self._pending.extend(calls)
             if not calls:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._work_available.wait(), IDLE_POLL_SECONDS)
                 continue
-            await self._dial_paced(calls)
+            await self._dial_paced()
 
-    async def _dial_paced(self, calls: list[ClaimedCall]) -> None:
-        self._pending.extend(calls)
+    async def _dial_paced(self) -> None:
         try:
             while self._pending:
                 await self._wait_for_slot()
@@ -112,29 +126,48 @@ class Dialer:
             now = time.monotonic()
         self._next_slot = max(self._next_slot, now) + interval
 
-    def _start(self, call: ClaimedCall, adopt: CallState | None = None) -> None:
+    def _start(self, call: ClaimedCall,
+               reattach: tuple[datetime | None, datetime | None] | None = None) -> None:
         session = CallSession(
             call, ari=self._ari, store=self._store, router=self._router,
             sip_endpoint=self._sip_endpoint, ari_app=self._ari_app,
             ring_timeout=self._limits.ring_timeout,
             max_call_seconds=self._limits.max_call_seconds,
             trunk_host=self._limits.trunk_host)
-        if adopt is None:
+        if reattach is None:
             if self.keep_originate_times:
                 self.originates.append(time.monotonic())
             task = asyncio.create_task(session.run(), name=f"call-{call.call_id}")
         else:
-            task = asyncio.create_task(session.adopt(adopt, "service restarted"),
-                                       name=f"adopt-{call.call_id}")
+            task = asyncio.create_task(session.reattach(*reattach),
+                                       name=f"reattach-{call.call_id}")
         self._sessions[call.call_id] = (session, task)
         self.peak_concurrent = max(self.peak_concurrent, len(self._sessions))
         task.add_done_callback(functools.partial(self._ended, call.call_id))
 
     def _ended(self, call_id: str, task: asyncio.Task[None]) -> None:
-        self._sessions.pop(call_id, None)
+        session, _task = self._sessions.pop(call_id, (None, None))
         self._slot_freed.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("call %s session crashed", call_id, exc_info=task.exception())
+        elif session is not None and session.unresolved:
+            self._in_background(self._settle_unresolved(), "settle-unresolved")
+
+    async def _settle_unresolved(self) -> None:
+        # Asterisk writes its channel log a moment after the event; once it is back, look.
+        await asyncio.sleep(UNRESOLVED_SETTLE_DELAY)
+        await self._connected.wait()
+        await self.recover()
+
+    def _in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._checks.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._checks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())
 
     def cancel_broadcast(self, broadcast_id: str) -> list[str]:
         """Drop this broadcast's claimed, undialled calls; return their ids to be cancelled."""
@@ -169,44 +202,117 @@ class Dialer:
         return len(live)
 
     async def recover(self) -> None:
-        """Account for calls a previous run of this node left live (after a crash)."""
-        # Calls this process is following are not orphans (the dialer loop may be restarting).
-        rows = [row for row in await self._store.in_flight_calls(self._node_id)
-                if row.id not in self._sessions]
-        if not rows:
-            return
-        never_dialled = [row.id for row in rows if row.setup_time is None]
-        await self._store.release_calls(never_dialled)
+        """Settle the calls this node left in flight: after a crash, a lost event stream or an
+        originate whose fate was unknown. Live channels are followed again; calls that ended
+        unobserved are recorded from Asterisk's channel event log; calls Asterisk never saw
+        go back to the queue."""
+        async with self._queue_lock:
+            # Calls this process follows, or has claimed and is about to dial, are not orphans.
+            followed = set(self._sessions) | {call.call_id for call in self._pending}
+            calls = [item for item in await self._store.in_flight_calls(self._node_id)
+                     if item.call.call_id not in followed]
+            if not calls:
+                return
+            never_dialled = [item.call.call_id for item in calls if item.setup_time is None]
+            await self._store.release_calls(never_dialled)
+            dialled = [item for item in calls if item.setup_time is not None]
+            try:
+                live = await self._ari.channel_ids()
+            except AriError as error:
+                log.warning("could not list Asterisk channels to recover %d calls (%s): "
+                            "trying again when the event stream is back", len(dialled), error)
+                return
+            histories = await self._history.histories(
+                {channel_id_for(item.call.call_id) for item in dialled})
+            counts: Counter[str] = Counter(requeued=len(never_dialled))
+            for item in dialled:
+                channel_id = channel_id_for(item.call.call_id)
+                counts[await self._settle(item, channel_id in live, histories.get(channel_id))] += 1
+            log.info("recovery: %s", ", ".join(f"{count} {what}" for what, count in counts.items()))
+
+    async def _settle(self, item: InFlightCall, live: bool,
+                      history: ChannelHistory | None) -> str:
+        call_id = item.call.call_id
+        answered_at = item.connect_time or (history.answered_at if history else None)
+        if live:
+            self._start(item.call, reattach=(item.ring_time, answered_at))
+            return "followed again"
+        if history is None or history.created_at is None:
+            if self._history.available:
+                await self._store.requeue(call_id)  # Asterisk never saw it: nobody was called
+                return "requeued"
+            return await self._save_lost(item, answered_at, "its outcome is unknown: it ended "
+                                         "while the service was away and Asterisk keeps no "
+                                         "channel log here")
+        if history.hung_up_at is None:
+            return await self._save_lost(item, answered_at, MEDIA_SERVER_LOST)
+        state = CallState(len(item.call.sounds), ring_time=item.ring_time,
+                          connect_time=item.connect_time)
+        ended = advance(state, EndedUnobserved(history.hung_up_at, answered_at,
+                                               history.hangup_cause)).state
+        await self._store.save_final(call_id, final_record(ended))
+        return "recorded from Asterisk's log"
+
+    async def _save_lost(self, item: InFlightCall, answered_at: datetime | None,
+                         reason: str) -> str:
+        state = CallState(len(item.call.sounds), ring_time=item.ring_time,
+                          connect_time=answered_at)
+        lost_at = self._events_lost_at or datetime.now(UTC)
+        ended = advance(state, ChannelLost(lost_at, reason)).state
+        await self._store.save_final(item.call.call_id, final_record(ended))
+        return "lost"
+
+    def stream_lost(self, at: datetime) -> None:
+        """The ARI event stream dropped: find out at once whether Asterisk itself is gone."""
+        self._events_lost_at = at
+        self._in_background(self._check_media_server(at), "media-server-check")
+
+    async def _check_media_server(self, at: datetime) -> None:
         try:
-            live = await self._ari.channel_ids()
+            await self._ari.startup_time()
+        except AriUnreachable:
+            self._media_server_lost(at)
         except AriError as error:
-            log.warning("could not list Asterisk channels for recovery: %s", error)
-            live = set()
-        adopted = lost = 0
-        for row in rows:
-            if row.setup_time is None:
-                continue
-            state = _state_of(row)
-            if channel_id_for(row.id) in live:
-                self._start(ClaimedCall(row.id, row.broadcast_id, row.target, "", ()), state)
-                adopted += 1
-            else:
-                ended = _lost(state)
-                await self._store.save_final(row.id, final_record(ended))
-                lost += 1
-        log.info("recovery: %d calls requeued, %d live calls adopted and hung up, %d lost",
-                 len(never_dialled), adopted, lost)
+            log.warning("event stream lost and Asterisk answers oddly (%s): waiting for the "
+                        "stream to come back", error)
+
+    def _media_server_lost(self, at: datetime) -> None:
+        """Asterisk is gone, and every call it carried with it: record them as they stood."""
+        if self._sessions:
+            log.error("Asterisk is gone: %d live calls are lost", len(self._sessions))
+        for session, _task in list(self._sessions.values()):
+            session.report_lost(MEDIA_SERVER_LOST, at)
 
     async def reconcile(self) -> None:
-        """After the event stream reconnects: calls whose channel vanished meanwhile are lost."""
+        """After the event stream reconnects: settle, in the background (events keep flowing
+        meanwhile), the calls that ended while it was down."""
+        self._in_background(self._reconcile(), "reconcile")
+
+    async def _reconcile(self) -> None:
         try:
+            started = await self._ari.startup_time()
             live = await self._ari.channel_ids()
         except AriError as error:
             log.warning("could not list Asterisk channels after reconnecting: %s", error)
             return
-        for session, _task in list(self._sessions.values()):
-            if session.channel_id not in live and session.state.phase is not Phase.DIALING:
-                session.report_lost("the channel ended while the event stream was down")
+        restarted = self._asterisk_started is not None and started != self._asterisk_started
+        self._asterisk_started = started
+        lost_at = self._events_lost_at or datetime.now(UTC)
+        gone = [session for session, _task in self._sessions.values()
+                if session.placed and session.channel_id not in live]
+        histories = {} if restarted else await self._history.histories(
+            {session.channel_id for session in gone})
+        for session in gone:
+            history = histories.get(session.channel_id)
+            if restarted:
+                session.report_lost(MEDIA_SERVER_LOST, lost_at)
+            elif history is not None and history.hung_up_at is not None:
+                session.ended_unobserved(history.hung_up_at, history.answered_at,
+                                         history.hangup_cause)
+            else:
+                session.report_lost("the channel ended while the event stream was down and "
+                                    "Asterisk's log does not say how", lost_at)
+        await self.recover()
 
     async def shutdown(self, drain_timeout: float) -> None:
         """Let live calls finish for `drain_timeout` s, then hang up and record the rest."""
@@ -224,24 +330,8 @@ class Dialer:
             task.cancel()  # left in flight: the next start recovers them
         if self._sessions:
             await asyncio.wait([task for _s, task in self._sessions.values()])
+        for task in list(self._checks):
+            task.cancel()
+        await asyncio.gather(*self._checks, return_exceptions=True)
 
-
-
-def _state_of(row: CallRow) -> CallState:
-    phase = Phase.ANSWERED if row.connect_time else (
-        Phase.RINGING if row.ring_time else Phase.DIALING)
-    return CallState(playlist_length=0, phase=phase, ring_time=_utc(row.ring_time),
-                     connect_time=_utc(row.connect_time))
-
-
-def _lost(state: CallState) -> CallState:
-    return advance(state, ChannelLost(
-        datetime.now(UTC), "the service restarted while the call was live; "
-        "its outcome was not observed")).state
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 

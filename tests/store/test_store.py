@@ -58,7 +58,7 @@ async def test_release_returns_only_undialled_calls(store):
     again = await store.claim_calls("n1", 5)
     assert [c.call_id for c in again] == [second.call_id]
     in_flight = await store.in_flight_calls("n1")
-    assert {row.id for row in in_flight} == {first.call_id, second.call_id}
+    assert {item.call.call_id for item in in_flight} == {first.call_id, second.call_id}
 
 
 async def test_media_failure_fails_every_queued_call(store):

@@ -5,6 +5,7 @@ from app.domain.call_state import (
     CallState,
     ChannelLost,
     Destroyed,
+    EndedUnobserved,
     Hangup,
     HangupBy,
     HangupWanted,
@@ -101,8 +102,34 @@ def test_hangup_wanted_twice_sends_one_hangup():
 
 
 def test_lost_channel_ends_failed():
-    state, _ = run(CallState(playlist_length=1), Answered(T0), ChannelLost(T0, "gone"))
+    state, _ = run(CallState(playlist_length=1), Answered(T0),
+                   ChannelLost(T0 + timedelta(seconds=4), "media server lost"))
     assert state.result is Result.FAILED and state.phase is Phase.ENDED
+    # Answered as observed, ended when lost, and no SIP code nobody sent.
+    assert state.connect_time == T0 and state.disconnect_time == T0 + timedelta(seconds=4)
+    assert state.outcome.sip_code is None and state.outcome.sip_text == "media server lost"
+
+
+def test_a_failed_originate_carries_no_sip_code():
+    state, _ = run(CallState(playlist_length=1), OriginateFailed("Allocation failed"))
+    assert state.outcome.sip_code is None and state.outcome.source.value == "none"
+
+
+def test_an_answered_call_that_ended_unobserved_keeps_its_answer():
+    state, steps = run(CallState(playlist_length=1),
+                       EndedUnobserved(T0 + timedelta(seconds=5), T0, 16))
+    assert steps[0].actions == (SaveFinal(),)
+    assert state.result is Result.COMPLETED and state.connect_time == T0
+    assert (state.outcome.sip_code, state.outcome.source.value) == (200, "answered")
+    assert state.disconnect_time == T0 + timedelta(seconds=5)
+
+
+def test_an_unanswered_call_that_ended_unobserved_says_where_its_code_came_from():
+    state, _ = run(CallState(playlist_length=1), EndedUnobserved(T0, None, 17))
+    assert (state.outcome.sip_code, state.outcome.source.value) == (486, "channel_log")
+    assert state.connect_time is None and state.outcome.q850_cause == 17
+    state, _ = run(CallState(playlist_length=1), EndedUnobserved(T0, None, None))
+    assert state.outcome.sip_code is None
 
 
 def test_empty_playlist_hangs_up_on_answer():

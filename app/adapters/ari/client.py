@@ -77,6 +77,25 @@ class AriClient:
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         await self._request("DELETE", f"/channels/{channel_id}", params={"reason": reason})
 
+    async def startup_time(self) -> str:
+        """When the running Asterisk started: a new value means it was restarted."""
+        info = await self._request("GET", "/asterisk/info")
+        status = info.get("status") if isinstance(info, dict) else None
+        return str(status.get("startup_time", "")) if isinstance(status, dict) else ""
+
+    async def channel_state(self, channel_id: str) -> str:
+        """The channel's state as Asterisk names it: Down, Ring, Ringing, Up, ..."""
+        channel = await self._request("GET", f"/channels/{channel_id}")
+        return str(channel.get("state", "")) if isinstance(channel, dict) else ""
+
+    async def playback_exists(self, playback_id: str) -> bool:
+        """True while the playback is queued or playing (Asterisk forgets finished ones)."""
+        try:
+            await self._request("GET", f"/playbacks/{playback_id}")
+        except AriNotFound:
+            return False
+        return True
+
     async def channel_ids(self) -> set[str]:
         result = await self._request("GET", "/channels")
         if not isinstance(result, list):
@@ -96,7 +115,12 @@ class AriClient:
                 if response.status < 300:
                     return await response.json(content_type=None) if body else None
                 raise _error_for(response.status, method, path, body)
+        except aiohttp.ClientConnectorError as error:
+            # The connection was never made: the request provably did not reach Asterisk.
+            raise AriUnreachable(f"ARI {method} {path.split('/')[1]}: cannot connect") \
+                from error
         except (TimeoutError, aiohttp.ClientConnectionError) as error:
+            # Sent, or maybe sent, before the connection broke: Asterisk may have acted on it.
             raise AriUnavailable(f"ARI {method} {path.split('/')[1]}: {type(error).__name__}") \
                 from error
 

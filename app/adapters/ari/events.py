@@ -114,14 +114,19 @@ class AriEventStream:
         self._headers = credentials.authorization_header()
         self._on_event = on_event
         self._on_reconnect: Callable[[], Awaitable[None]] | None = None
+        self._on_lost: Callable[[datetime], None] | None = None
+        self.lost_at: datetime | None = None  # when the last connection dropped
         self._max_backoff = max_backoff
         self.connected = asyncio.Event()
         self.disconnects = 0
         self.ignored_events = 0
 
-    def set_reconnect_handler(self, handler: Callable[[], Awaitable[None]]) -> None:
-        """Called after every reconnect, to notice calls that ended while we were away."""
-        self._on_reconnect = handler
+    def set_handlers(self, *, on_lost: Callable[[datetime], None],
+                     on_reconnect: Callable[[], Awaitable[None]]) -> None:
+        """`on_lost(at)` when a connection drops; `on_reconnect()` after every reconnect, to
+        notice calls that ended while no events flowed."""
+        self._on_lost = on_lost
+        self._on_reconnect = on_reconnect
 
     async def run(self) -> None:
         """Connect, deliver events, and reconnect on any drop. Cancel to stop."""
@@ -145,8 +150,11 @@ class AriEventStream:
                     log.debug("ARI event stream connect failed: %s", type(error).__name__)
                 if self.connected.is_set():
                     self.disconnects += 1
+                    self.lost_at = datetime.now(UTC)
                     log.warning("ARI event stream lost; reconnecting")
-                self.connected.clear()
+                    self.connected.clear()
+                    if self._on_lost is not None:
+                        self._on_lost(self.lost_at)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
 

@@ -73,6 +73,16 @@ class ClaimedCall:
 
 
 @dataclass(frozen=True, slots=True)
+class InFlightCall:
+    """A call this node dialled and has not seen end, with what was saved of its progress."""
+
+    call: ClaimedCall
+    setup_time: datetime | None
+    ring_time: datetime | None
+    connect_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Progress:
     total: int
     queued: int
@@ -92,7 +102,7 @@ class CallFinal:
     disconnect_time: datetime | None
     ring_time: datetime | None
     connect_time: datetime | None
-    sip_code: int
+    sip_code: int | None
     sip_text: str
     sip_code_source: str
     q850_cause: int | None
@@ -109,6 +119,13 @@ def _unplaced(result: str, reason: str, at: datetime) -> dict[str, Any]:
     return {"state": "ended", "result": result, "disconnect_time": at,
             "sip_code": 500 if result == "failed" else None, "sip_text": reason,
             "sip_code_source": "none", "playback": []}
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite gives naive datetimes back; every time stored here is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
 
 
 class SchemaMismatch(RuntimeError):
@@ -422,13 +439,21 @@ class ReportStore:
         async with self._sessions() as session:
             return await session.get(UploadRow, (tenant, content_hash)) is not None
 
-    async def in_flight_calls(self, node_id: str) -> list[CallRow]:
-        """Calls this node had dialled but not seen end (after a crash)."""
+    async def in_flight_calls(self, node_id: str) -> list[InFlightCall]:
+        """Calls this node had claimed but not seen end (after a crash or a lost stream)."""
         async with self._sessions() as session:
-            rows = await session.scalars(
-                select(CallRow).where(CallRow.state.in_(IN_FLIGHT_STATES),
-                                      CallRow.claimed_by == node_id))
-            return list(rows)
+            rows = await session.execute(
+                select(CallRow.id, CallRow.broadcast_id, CallRow.target, BroadcastRow.caller,
+                       func.coalesce(CallRow.sounds, BroadcastRow.sounds).label("sounds"),
+                       CallRow.attempt, BroadcastRow.retry, CallRow.setup_time,
+                       CallRow.ring_time, CallRow.connect_time)
+                .join(BroadcastRow, BroadcastRow.id == CallRow.broadcast_id)
+                .where(CallRow.state.in_(IN_FLIGHT_STATES), CallRow.claimed_by == node_id))
+            return [InFlightCall(ClaimedCall(row.id, row.broadcast_id, row.target, row.caller,
+                                             tuple(row.sounds or ()), row.attempt, row.retry),
+                                 _utc(row.setup_time), _utc(row.ring_time),
+                                 _utc(row.connect_time))
+                    for row in rows]
 
     # --- queries -----------------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Asterisk's channel event log (CEL), read for calls that ended while nobody listened."""
