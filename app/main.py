@@ -25,6 +25,7 @@ from app.api.envelope import ApiError, error_middleware, ok
 from app.api.routes import (
     CANCELLATION,
     INTAKE,
+    IPV6_ENABLED,
     LIBRARY,
     LIMITS,
     MONITOR,
@@ -66,6 +67,7 @@ def create_app(settings: Settings,
     app[SETTINGS] = settings
     app[MEDIA_SERVER] = media_server
     app[TRUNK_HOST] = settings.trunk_host
+    app[IPV6_ENABLED] = bool(settings.sip_address6)
     app[OPERATORS] = frozenset(settings.operator_tenant_names)
     app[LIMITS] = {"max_recipients": settings.max_recipients,
                    "max_playlist": settings.max_playlist_items,

@@ -54,8 +54,16 @@ class Settings:
     ari_pool_size: int = 50
     sip_endpoint: str = "voxcast-out"
     sip_address: str = "127.0.0.1"  # the address SIP and RTP use towards recipients
+    sip_address6: str = "::1"  # the same for IPv6 targets; empty: IPv6 targets are refused
     trunk_host: str = ""  # host[:port] that phone numbers (+E.164, tel:) are sent to
-    sip_port: int = 5060
+    sip_port: int = 5060  # UDP and TCP
+    sip_tls_port: int = 5061
+    tls_cert_file: Path | None = None  # Asterisk's TLS certificate; default: one made for dev
+    tls_key_file: Path | None = None
+    tls_ca_file: Path | None = None  # far ends' certificates are checked against it ...
+    tls_verify_server: bool = False  # ... when this is on
+    rtp_timeout: int = 30  # hang up an answered far end that sends no RTP this long; 0: never
+    dns_nameservers: str = ""  # for host names in targets; empty: resolv.conf in the root
     ami_port: int = 5038
     ami_user: str = "voxcast-monitor"
     ami_password: Secret = Secret("")
@@ -99,6 +107,10 @@ class Settings:
         return self.asterisk_root / "srv" / "voxcast" / self.instance_name
 
     @property
+    def dns_nameserver_list(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.dns_nameservers.split(",") if name.strip())
+
+    @property
     def operator_tenant_names(self) -> tuple[str, ...]:
         return tuple(name.strip() for name in self.operator_tenants.split(",") if name.strip())
 
@@ -114,6 +126,14 @@ class Settings:
         return replace(self, **changes)
 
 
+def _ip_of_version(text: str, version: int | None) -> bool:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return version is None or address.version == version
+
+
 def _boolean(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -127,7 +147,7 @@ def _parse(kind: Any, text: str) -> Any:
     parsers: dict[Any, Callable[[str], Any]] = {
         int: int, float: float, str: str, Path: Path, Secret: Secret, bool: _boolean,
         "int": int, "float": float, "str": str, "Path": Path, "Secret": Secret,
-        "bool": _boolean,
+        "bool": _boolean, "Path | None": Path,
     }
     return parsers[kind](text)
 
@@ -143,7 +163,7 @@ def _check(settings: Settings) -> list[str]:
             problems.append(f"VOXCAST_{name.upper()} must be at least 1")
     if settings.ari_pool_size >= 1000:
         problems.append("VOXCAST_ARI_POOL_SIZE must stay below Asterisk's sessionlimit (1000)")
-    for name in ("port", "sip_port", "ami_port", "rtp_start", "rtp_end"):
+    for name in ("port", "sip_port", "sip_tls_port", "ami_port", "rtp_start", "rtp_end"):
         if not 1 <= getattr(settings, name) <= 65535:
             problems.append(f"VOXCAST_{name.upper()} must be a port number (1-65535)")
     try:
@@ -160,10 +180,22 @@ def _check(settings: Settings) -> list[str]:
         problems.append(f"VOXCAST_TTS_ENGINES names unknown engines: {sorted(unknown)}")
     if settings.trunk_host and not valid_trunk_host(settings.trunk_host):
         problems.append("VOXCAST_TRUNK_HOST must be host or host:port")
-    try:
-        ipaddress.ip_address(settings.sip_address)
-    except ValueError:
-        problems.append("VOXCAST_SIP_ADDRESS must be an IP address")
+    if not _ip_of_version(settings.sip_address, 4):
+        problems.append("VOXCAST_SIP_ADDRESS must be an IPv4 address")
+    if settings.sip_address6 and not _ip_of_version(settings.sip_address6, 6):
+        problems.append("VOXCAST_SIP_ADDRESS6 must be an IPv6 address (or empty: no IPv6)")
+    if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
+        problems.append("VOXCAST_TLS_CERT_FILE and VOXCAST_TLS_KEY_FILE go together")
+    for name in ("tls_cert_file", "tls_key_file", "tls_ca_file"):
+        path = getattr(settings, name)
+        if path is not None and not path.is_file():
+            problems.append(f"VOXCAST_{name.upper()} is not a readable file")
+    if settings.tls_verify_server and settings.tls_ca_file is None:
+        problems.append("VOXCAST_TLS_VERIFY_SERVER needs VOXCAST_TLS_CA_FILE (the CAs to trust)")
+    if not 0 <= settings.rtp_timeout <= 86400:
+        problems.append("VOXCAST_RTP_TIMEOUT must be 0-86400 seconds")
+    if not all(_ip_of_version(server, None) for server in settings.dns_nameserver_list):
+        problems.append("VOXCAST_DNS_NAMESERVERS must be IP addresses, comma-separated")
     if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", settings.instance_name) is None:
         problems.append("VOXCAST_INSTANCE_NAME must be 1-64 letters, digits, _ or -")
     if not settings.ari_url.startswith(("http://", "https://")):

@@ -20,7 +20,7 @@ from app.api.envelope import ApiError, not_found, ok, read_json
 from app.api.models import LIMIT_ERROR_NAMES, PlayRequest
 from app.api.openapi import openapi_document
 from app.api.records import call_record, progress_object
-from app.domain.dial_target import is_phone_number
+from app.domain.dial_target import is_phone_number, route_of
 from app.services.cancellation import Cancellation
 from app.services.intake import Intake
 from app.services.media_library import MediaLibrary
@@ -37,6 +37,7 @@ CANCELLATION = web.AppKey("cancellation", Cancellation)
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 UPLOAD_LIMIT = web.AppKey("upload_limit", int)
 TRUNK_HOST = web.AppKey("trunk_host", str)
+IPV6_ENABLED = web.AppKey("ipv6_enabled", bool)
 MONITOR = web.AppKey("monitor", Monitoring)
 OPERATORS = web.AppKey("operators", frozenset[str])
 OPENAPI = web.AppKey("openapi", dict[str, Any])
@@ -93,7 +94,7 @@ async def submit_play(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_request", "; ".join(
             f"{field}: {message}" for field, message in missing[:5]), details)
     await _check_uploads(request, play, tenant)
-    _check_numbers(request, play)
+    _check_reachable(request, play)
     try:
         accepted = await request.app[INTAKE].submit(
             tenant=tenant,
@@ -121,15 +122,19 @@ def _idempotency(request: web.Request, body: dict[str, Any]) -> tuple[str, str] 
     return key, hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _check_numbers(request: web.Request, play: PlayRequest) -> None:
-    """Phone numbers go out through the trunk: refuse them now if there is none."""
-    if request.app[TRUNK_HOST]:
-        return
+def _check_reachable(request: web.Request, play: PlayRequest) -> None:
+    """Refuse now what this service could not dial: phone numbers without a trunk, IPv6
+    addresses without IPv6 transports."""
     prefix = "recipients[{}].to" if play.recipients is not None else "to"
     for position, target in enumerate(play.targets()):
+        message = None
         if is_phone_number(target):
+            if not request.app[TRUNK_HOST]:
+                message = "phone numbers need a SIP trunk, and none is configured"
+        elif route_of(target).ipv6 and not request.app[IPV6_ENABLED]:
+            message = "IPv6 addresses are not enabled on this service"
+        if message is not None:
             field = prefix.format(position)
-            message = "phone numbers need a SIP trunk, and none is configured"
             raise ApiError(400, "invalid_request", f"{field}: {message}",
                            [{"field": field, "message": message}])
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from app.domain.causes import (
     CallOutcome,
+    HangupOrigin,
     SipCodeSource,
     outcome_from_channel_log,
     outcome_of_destroyed_channel,
@@ -35,6 +36,7 @@ class Result(StrEnum):
 class HangupBy(StrEnum):
     SERVICE = "service"
     FAR_END = "far_end"
+    MEDIA_SERVER = "media_server"
 
 
 # --- events fed to the machine -------------------------------------------------------------
@@ -66,6 +68,7 @@ class Destroyed:
     cause: int | None
     cause_text: str | None
     tech_cause: int | None
+    origin: HangupOrigin | None = None  # None: this Asterisk does not report it
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +155,16 @@ class Transition:
     ignored: bool = False
 
 
+def _who_hung_up(state: CallState, origin: HangupOrigin | None) -> HangupBy | None:
+    """Of an answered call we did not hang up: the far end, or Asterisk itself (its safety
+    timeouts: TIMEOUT(absolute), rtp_timeout)."""
+    if not state.answered:
+        return None
+    if origin is not None and origin.ended_by_asterisk:
+        return HangupBy.MEDIA_SERVER
+    return HangupBy.FAR_END
+
+
 def _ignored(state: CallState) -> Transition:
     return Transition(state, (), ignored=True)
 
@@ -196,13 +209,16 @@ def advance(state: CallState, event: CallEvent) -> Transition:
                            hangup_reason=reason)
             return Transition(hung, (Hangup(reason),))
 
-        case Destroyed(at=at, cause=cause, cause_text=text, tech_cause=tech):
+        case Destroyed(at=at, cause=cause, cause_text=text, tech_cause=tech, origin=origin):
             outcome = outcome_of_destroyed_channel(
                 answered=state.answered, cause=cause, cause_text=text, tech_cause=tech,
-                cancelled=state.hangup_by is HangupBy.SERVICE and not state.answered)
-            hangup_by = state.hangup_by or (HangupBy.FAR_END if state.answered else None)
+                cancelled=state.hangup_by is HangupBy.SERVICE and not state.answered,
+                origin=origin)
+            hangup_by = state.hangup_by or _who_hung_up(state, origin)
             ended = replace(state, phase=Phase.ENDED, disconnect_time=at,
-                            result=Result.COMPLETED, outcome=outcome, hangup_by=hangup_by)
+                            result=Result.FAILED if outcome.failed else Result.COMPLETED,
+                            failure=outcome.sip_text if outcome.failed else None,
+                            outcome=outcome, hangup_by=hangup_by)
             return Transition(ended, (SaveFinal(),))
 
         case HangupFoundNoChannel() if state.phase is Phase.HANGING_UP:

@@ -18,6 +18,8 @@ class SipCodeSource(StrEnum):
     TECH_CAUSE = "tech_cause"  # the far end's final response, reported by Asterisk
     ANSWERED = "answered"  # the call was answered (200) and then ended
     DERIVED = "derived"  # derived from the Q.850 cause (RFC 3398); may be inexact
+    TIMEOUT = "timeout"  # the ring timeout ended the call: 480 if it rang, 408 if nothing
+    # at all came back (Asterisk's own tech_cause says 480 either way)
     CHANNEL_LOG = "channel_log"  # derived from the Q.850 cause Asterisk logged while the
     # service was not listening (its channel event log has no SIP code)
     NONE = "none"  # no call was placed
@@ -61,6 +63,21 @@ class CallOutcome:
     source: SipCodeSource
     q850_cause: int | None
     q850_text: str | None
+    failed: bool = False  # made locally: the call could not be sent at all
+
+
+@dataclass(frozen=True, slots=True)
+class HangupOrigin:
+    """What ari.conf's channelvars add to ChannelDestroyed: whether any SIP response came
+    back (HANGUPCAUSE_KEYS() is not empty), and whether Asterisk itself ended the call
+    (CHANNEL(hangupsource) is empty: the originate timeout, our hang-up), not chan_pjsip."""
+
+    response_received: bool
+    ended_by_asterisk: bool
+
+
+LOCAL_FAILURE_TEXT = ("Asterisk could not send the call: no transport for the target, the "
+                      "connection was refused or the host name did not resolve")
 
 
 def sip_reason(code: int) -> str:
@@ -78,12 +95,18 @@ def sip_code_from_q850(cause: int) -> int:
 
 def outcome_of_destroyed_channel(
     *, answered: bool, cause: int | None, cause_text: str | None, tech_cause: int | None,
-    cancelled: bool = False,
+    cancelled: bool = False, origin: HangupOrigin | None = None,
 ) -> CallOutcome:
     """Classify a `ChannelDestroyed`: prefer tech_cause, then answered, then Q.850.
 
-    `cancelled` says we hung up before an answer: the INVITE was CANCELled (487).
+    `cancelled` says we hung up before an answer: the INVITE was CANCELled (487). With the
+    `origin`, an unanswered call's tech_cause is trusted only when a response really came
+    back: Asterisk makes up 503 for a call it could not send and 480 for a ring timeout.
     """
+    if origin is not None and not answered and not cancelled:
+        made_up = _made_up_by_asterisk(origin, cause, cause_text)
+        if made_up is not None:
+            return made_up
     if tech_cause is not None and 100 <= tech_cause <= 699:
         return CallOutcome(tech_cause, sip_reason(tech_cause), SipCodeSource.TECH_CAUSE,
                            cause, cause_text)
@@ -96,6 +119,20 @@ def outcome_of_destroyed_channel(
         return CallOutcome(500, sip_reason(500), SipCodeSource.DERIVED, cause, cause_text)
     code = sip_code_from_q850(cause)
     return CallOutcome(code, sip_reason(code), SipCodeSource.DERIVED, cause, cause_text)
+
+
+def _made_up_by_asterisk(origin: HangupOrigin, cause: int | None,
+                         cause_text: str | None) -> CallOutcome | None:
+    if origin.response_received and not origin.ended_by_asterisk:
+        return None  # a final response from the far end: its tech_cause is real
+    if origin.ended_by_asterisk:
+        if origin.response_received:  # it rang (or sent progress) until the ring timeout
+            return CallOutcome(480, "No answer before the ring timeout", SipCodeSource.TIMEOUT,
+                               cause, cause_text)
+        return CallOutcome(408, "No response from the far end before the ring timeout",
+                           SipCodeSource.TIMEOUT, cause, cause_text)
+    return CallOutcome(None, LOCAL_FAILURE_TEXT, SipCodeSource.NONE, cause, cause_text,
+                       failed=True)
 
 
 def outcome_from_channel_log(*, answered: bool, cause: int | None) -> CallOutcome:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 
 MAX_TARGET_LENGTH = 256
 
@@ -28,8 +29,40 @@ _TRUNK_HOST = re.compile(
     r"(?::[0-9]{1,5})?")
 
 
+PROTOCOLS = ("udp", "tcp", "tls")
+
+
 class InvalidDialTarget(ValueError):
     """The text is not an acceptable dial target or caller id."""
+
+
+@dataclass(frozen=True, slots=True)
+class SipRoute:
+    """How a target is reached: the transport protocol and the address family."""
+
+    protocol: str  # udp, tcp or tls
+    ipv6: bool
+
+
+def endpoint_name(base: str, route: SipRoute) -> str:
+    """The template PJSIP endpoint for a route: `base` for UDP over IPv4, else suffixed.
+
+    One endpoint per transport: media is then offered on the right address family, and a
+    URI's `;transport=` always matches its endpoint's transport.
+    """
+    if route == SipRoute("udp", ipv6=False):
+        return base
+    return f"{base}-{route.protocol}{'6' if route.ipv6 else ''}"
+
+
+def route_of(uri: str) -> SipRoute:
+    """The route of a SIP URI (as `dial_uri` gives it): `sips:` is TLS; host names go over
+    IPv4 (A records: over UDP, PJSIP would not fall back from an AAAA answer)."""
+    match = _SIP_URI.fullmatch(uri)
+    if match is None:
+        raise InvalidDialTarget("not a SIP URI")
+    protocol = "tls" if match["scheme"] == "sips" else (match["transport"] or "udp")
+    return SipRoute(protocol, ipv6=match["host"].startswith("["))
 
 
 def is_phone_number(text: str) -> bool:
@@ -92,6 +125,6 @@ def validate_caller_id(text: str) -> str:
     return text
 
 
-def ari_endpoint(sip_endpoint: str, target: str) -> str:
-    """The ARI originate endpoint: the template PJSIP endpoint dialling the target URI."""
-    return f"PJSIP/{sip_endpoint}/{target}"
+def ari_endpoint(sip_endpoint: str, uri: str) -> str:
+    """The ARI originate endpoint: the template PJSIP endpoint for the URI's route, dialling it."""
+    return f"PJSIP/{endpoint_name(sip_endpoint, route_of(uri))}/{uri}"

@@ -11,6 +11,7 @@ from pathlib import Path
 import jinja2
 
 from app.atomic_file import write_atomically
+from app.domain.dial_target import PROTOCOLS, SipRoute, endpoint_name
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "asterisk" / "templates"
 
@@ -25,7 +26,8 @@ _MAX_PATH_LEN = 90
 
 _PASSWORD_FIELDS = ("ari_password", "ami_password")
 _NAME_FIELDS = ("ari_user", "ami_user", "sip_endpoint")
-_PORT_FIELDS = ("http_port", "sip_port", "ami_port", "rtp_start", "rtp_end")
+_PORT_FIELDS = ("http_port", "sip_port", "sip_tls_port", "ami_port", "rtp_start", "rtp_end")
+_FILE_FIELDS = ("tls_cert_file", "tls_key_file")
 
 
 class ConfigValueError(ValueError):
@@ -52,6 +54,16 @@ class AsteriskConfigValues:
     ami_password: str
     sip_endpoint: str
     sip_address: str = "127.0.0.1"
+    sip_address6: str = ""  # IPv6 transports and endpoints only when set
+    sip_tls_port: int = 5061
+    # Files as Asterisk sees them (inside its root): the TLS transport's certificate and key,
+    # and the CA list that far ends' certificates are checked against when verifying.
+    tls_cert_file: str = ""  # empty: no TLS transports
+    tls_key_file: str = ""
+    tls_ca_file: str = ""
+    tls_verify_server: bool = False
+    rtp_timeout: int = 30  # seconds without RTP from an answered far end; 0: never
+    dns_nameservers: tuple[str, ...] = ()  # empty: the resolv.conf inside Asterisk's root
 
     def __repr__(self) -> str:
         shown = (
@@ -93,9 +105,33 @@ def validate_config_values(values: AsteriskConfigValues) -> None:
     for field in _NAME_FIELDS:
         _check_string(values, field, _NAME)
     try:
-        ipaddress.ip_address(values.sip_address)
+        if ipaddress.ip_address(values.sip_address).version != 4:
+            raise ValueError("not IPv4")
     except ValueError as error:
-        raise ConfigValueError("sip_address", "must be an IP address") from error
+        raise ConfigValueError("sip_address", "must be an IPv4 address") from error
+    if values.sip_address6:
+        try:
+            if ipaddress.ip_address(values.sip_address6).version != 6:
+                raise ValueError("not IPv6")
+        except ValueError as error:
+            raise ConfigValueError("sip_address6", "must be an IPv6 address") from error
+    for server in values.dns_nameservers:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError as error:
+            raise ConfigValueError("dns_nameservers", "must be IP addresses") from error
+    if bool(values.tls_cert_file) != bool(values.tls_key_file):
+        raise ConfigValueError("tls_key_file", "goes together with tls_cert_file")
+    if values.tls_cert_file:
+        for field in _FILE_FIELDS:
+            _check_string(values, field, _PATH)
+    if values.tls_ca_file:
+        _check_string(values, "tls_ca_file", _PATH)
+    elif values.tls_verify_server:
+        raise ConfigValueError("tls_ca_file", "is needed to verify far ends' certificates")
+    if isinstance(values.rtp_timeout, bool) or not isinstance(values.rtp_timeout, int) \
+            or not 0 <= values.rtp_timeout <= 86400:
+        raise ConfigValueError("rtp_timeout", "must be 0-86400 seconds")
     ports = {field: _check_port(values, field) for field in _PORT_FIELDS}
     if ports["rtp_start"] >= ports["rtp_end"]:
         raise ConfigValueError("rtp_end", "must be greater than rtp_start")
@@ -103,6 +139,30 @@ def validate_config_values(values: AsteriskConfigValues) -> None:
         raise ConfigValueError("ami_port", "must differ from http_port (both TCP)")
     if ports["rtp_start"] <= ports["sip_port"] <= ports["rtp_end"]:
         raise ConfigValueError("sip_port", "must be outside the RTP range (both UDP)")
+    if ports["sip_tls_port"] in (ports["sip_port"], ports["http_port"], ports["ami_port"]):
+        raise ConfigValueError("sip_tls_port", "must differ from the other TCP ports")
+    if ports["sip_port"] in (ports["http_port"], ports["ami_port"]):
+        raise ConfigValueError("sip_port", "must differ from the HTTP and AMI ports (SIP "
+                               "listens on TCP too)")
+
+
+def _transports_and_endpoints(values: AsteriskConfigValues) -> dict[str, list[dict[str, str]]]:
+    """Every transport (protocol x address family) and the template endpoint that uses it."""
+    families = [(False, values.sip_address)]
+    if values.sip_address6:
+        families.append((True, values.sip_address6))
+    transports, endpoints = [], []
+    for ipv6, address in families:
+        host = f"[{address}]" if ipv6 else address
+        for protocol in PROTOCOLS:
+            if protocol == "tls" and not values.tls_cert_file:
+                continue
+            port = values.sip_tls_port if protocol == "tls" else values.sip_port
+            name = f"voxcast-{protocol}{'6' if ipv6 else ''}"
+            transports.append({"name": name, "protocol": protocol, "bind": f"{host}:{port}"})
+            endpoints.append({"name": endpoint_name(values.sip_endpoint, SipRoute(protocol, ipv6)),
+                              "transport": name, "media_address": address})
+    return {"transports": transports, "endpoints": endpoints}
 
 
 def _environment() -> jinja2.Environment:
@@ -125,6 +185,7 @@ def render_asterisk_config(values: AsteriskConfigValues, out_dir: Path) -> list[
     validate_config_values(values)
     env = _environment()
     context = {f.name: getattr(values, f.name) for f in fields(values)}
+    context.update(_transports_and_endpoints(values))
     rendered = {
         name.removesuffix(".j2"): env.get_template(name).render(context)
         for name in sorted(env.list_templates(filter_func=lambda n: n.endswith(".conf.j2")))

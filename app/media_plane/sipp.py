@@ -50,19 +50,22 @@ def pick_media_port() -> int:
     raise OSError("no free UDP port pair for SIPp media")
 
 
-def _udp_bound_by(pid: int, port: int) -> bool:
-    """True once process `pid` holds a socket bound to UDP 127.0.0.1:port.
+_TRANSPORT_FLAGS = {"udp": "u1", "tcp": "t1", "tls": "l1"}
+
+
+def _bound_by(pid: int, port: int, table_name: str) -> bool:
+    """True once process `pid` holds a socket bound to `port` in /proc/net/`table_name`.
 
     Read from /proc (no probing that could race SIPp's own bind); matching the socket inode
     to the process keeps a leftover SIPp on the same port from passing for this one.
     """
-    wanted = f"0100007F:{port:04X}"
+    wanted = f":{port:04X}"
     try:
-        with open("/proc/net/udp", encoding="ascii") as table:
+        with open(f"/proc/net/{table_name}", encoding="ascii") as table:
             inodes = {
                 fields[9]
                 for fields in (line.split() for line in list(table)[1:])
-                if fields[1] == wanted
+                if fields[1].endswith(wanted)
             }
         if not inodes:
             return False
@@ -91,6 +94,9 @@ class SippFarEnd:
         *,
         media_port: int | None = None,
         rtp_echo: bool = False,
+        transport: str = "udp",
+        address: str = "127.0.0.1",
+        tls_files: tuple[Path, Path] | None = None,
     ) -> None:
         stem = scenario.removesuffix(".xml")
         if not _SCENARIO_NAME.fullmatch(stem) or not (SCENARIO_DIR / f"{stem}.xml").is_file():
@@ -98,6 +104,13 @@ class SippFarEnd:
         if not 1 <= port <= 65535:
             raise ValueError("port must be between 1 and 65535")
         path_inside_root(root, work_dir)  # raises if work_dir is outside root
+        if transport not in _TRANSPORT_FLAGS or (transport == "tls") != (tls_files is not None):
+            raise ValueError("transport is udp, tcp or tls; tls (only) needs tls_files")
+        if address not in ("127.0.0.1", "::1"):
+            raise ValueError("far ends listen on loopback only")
+        self.transport = transport
+        self.address = address
+        self.tls_files = tls_files
         self.root = root
         self.scenario = stem
         self.port = port
@@ -130,14 +143,14 @@ class SippFarEnd:
             prefix = [shutil.which("chroot") or "/usr/sbin/chroot", str(self.root), SIPP_BINARY]
         args = [
             "-sf", inside(self.scenario_file),
-            # -bind_local: listen on 127.0.0.1 only, not on every interface.
-            "-i", "127.0.0.1", "-bind_local",
+            # -bind_local: listen on loopback only, not on every interface.
+            "-i", self.address, "-bind_local",
             "-p", str(self.port),
-            "-mi", "127.0.0.1",
+            "-mi", self.address,
             "-mp", str(self.media_port),
-            # One UDP socket for every call: right for a UAS (-max_socket only applies to the
+            # One socket for every call: right for a UAS (-max_socket only applies to the
             # one-socket-per-call modes un/tn/ln).
-            "-t", "u1",
+            "-t", _TRANSPORT_FLAGS[self.transport],
             "-nostdin",
             # The remote control socket would otherwise listen on every interface.
             "-ci", "127.0.0.1",
@@ -149,6 +162,8 @@ class SippFarEnd:
         ]  # fmt: skip
         if self.rtp_echo:
             args.append("-rtp_echo")
+        if self.tls_files is not None:
+            args += ["-tls_cert", inside(self.tls_files[0]), "-tls_key", inside(self.tls_files[1])]
         return [*prefix, *args, *self.extra_args]
 
     def _prepare(self) -> IO[bytes]:
@@ -169,11 +184,13 @@ class SippFarEnd:
         log.info("sipp %s started: pid %s on port %s", self.scenario, self._proc.pid, self.port)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _READY_TIMEOUT
-        while not await asyncio.to_thread(_udp_bound_by, self._proc.pid, self.port):
+        table = ("udp" if self.transport == "udp" else "tcp") + \
+            ("6" if ":" in self.address else "")
+        while not await asyncio.to_thread(_bound_by, self._proc.pid, self.port, table):
             if self._proc.returncode is not None or loop.time() >= deadline:
                 await self.stop()
                 raise SippStartError(
-                    f"SIPp {self.scenario} did not listen on 127.0.0.1:{self.port} "
+                    f"SIPp {self.scenario} did not listen on {self.address} port {self.port} "
                     f"(exit code {self._proc.returncode}): {self._tail()}"
                 )
             await asyncio.sleep(0.02)

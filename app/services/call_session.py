@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 HANGUP_GRACE_SECONDS = 10.0  # how long to wait for ChannelDestroyed after our DELETE
 RING_GRACE_SECONDS = 15.0  # beyond Asterisk's own originate timeout
+ABSOLUTE_TIMEOUT_MARGIN_SECONDS = 30  # past our own maximum: only for calls nobody follows
 
 
 def channel_id_for(call_id: str) -> str:
@@ -74,8 +75,8 @@ def _translate(event: ChannelEvent) -> CallEvent | None:
             return Ringing(at)
         case ChannelAnswered(at=at):
             return Answered(at)
-        case ChannelGone(at=at, cause=cause, cause_text=text, tech_cause=tech):
-            return Destroyed(at, cause, text, tech)
+        case ChannelGone(at=at, cause=cause, cause_text=text, tech_cause=tech, origin=origin):
+            return Destroyed(at, cause, text, tech, origin)
         case PlaybackEnded(playback_id=playback_id, succeeded=ok):
             item = item_of_playback(playback_id)
             return None if item is None else PlaybackFinished(item, ok)
@@ -201,7 +202,11 @@ class CallSession:
                                       dial_uri(self.call.target, self._trunk_host)),
                 app=self._ari_app, caller_id=self.call.caller,
                 timeout_seconds=self._ring_timeout, app_args=self.call.call_id,
-                variables={"VOXCAST_CALL_ID": self.call.call_id})
+                variables={"VOXCAST_CALL_ID": self.call.call_id,
+                           # Asterisk hangs the call up itself when nobody controls it any
+                           # more (the service died and did not come back).
+                           "TIMEOUT(absolute)": str(self._ring_timeout + self._max_call_seconds
+                                                    + ABSOLUTE_TIMEOUT_MARGIN_SECONDS)})
         except AriUnreachable:
             raise
         except InvalidDialTarget as error:  # a number, but the trunk setting was removed

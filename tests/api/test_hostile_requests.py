@@ -190,3 +190,18 @@ async def test_other_tenants_ids_look_unknown(client):
         theirs = await client.request(method, path, headers={"Authorization": f"Bearer {GLOBEX}"})
         assert theirs.status == 404
         assert (await theirs.json())["error"] == "not_found"
+
+
+async def test_ipv6_targets_are_refused_when_ipv6_is_off(aiohttp_client, tmp_path: Path):
+    settings = Settings(runtime_dir=tmp_path, asterisk_root=tmp_path, sip_address6="",
+                        ari_url=f"http://127.0.0.1:{free_port()}", ari_password=Secret("x" * 20),
+                        api_keys=Secret(f"acme:{ACME}"), tts_engines="flite")
+    client = await aiohttp_client(create_app(settings))
+    response = await client.post(
+        "/voice/call/play", data=recipients("sip:a@127.0.0.1:5070", "sip:b@[::1]:5070"),
+        headers={"Authorization": f"Bearer {ACME}", "Content-Type": JSON})
+    answer = await response.json()
+    assert response.status == 400 and answer["error"] == "invalid_request"
+    assert answer["details"] == [{"field": "recipients[1].to",
+                                  "message": "IPv6 addresses are not enabled on this service"}]
+    assert await client.server.app[STORE].broadcasts_awaiting_media(limit=5) == []

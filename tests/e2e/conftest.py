@@ -65,6 +65,22 @@ def _udp_port() -> int:
     return free_port(socket.SOCK_DGRAM)
 
 
+def _sip_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 and ::1: SIP listens on all four."""
+    for _ in range(50):
+        port = free_port(socket.SOCK_DGRAM)
+        try:
+            for family, kind, host in ((socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1"),
+                                       (socket.AF_INET6, socket.SOCK_DGRAM, "::1"),
+                                       (socket.AF_INET6, socket.SOCK_STREAM, "::1")):
+                with socket.socket(family, kind) as probe:
+                    probe.bind((host, port))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no port free for SIP on UDP and TCP")
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def media_plane(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[MediaPlane]:
     root = _asterisk_root()
@@ -72,7 +88,8 @@ async def media_plane(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
     rtp_start = 13000 + (os.getpid() % 30) * 200  # below the ephemeral range free ports use
     settings = with_generated_secrets(Settings(
         runtime_dir=runtime, asterisk_root=root, instance_name=f"test-{uuid.uuid4().hex[:8]}",
-        ari_url=f"http://127.0.0.1:{free_port()}", sip_port=_udp_port(), ami_port=free_port(),
+        ari_url=f"http://127.0.0.1:{free_port()}", sip_port=_sip_port(), ami_port=free_port(),
+        sip_tls_port=free_port(), dns_nameservers="127.0.0.1",  # names resolve on loopback only
         rtp_start=rtp_start, rtp_end=rtp_start + 199, ring_timeout=3, drain_timeout=5.0,
         calls_per_second=20, max_concurrent_calls=50, media_allow_loopback=True,
         media_check_seconds=1.0))

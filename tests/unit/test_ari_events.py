@@ -7,6 +7,7 @@ from app.adapters.ari.events import (
     PlaybackEnded,
     parse_event,
 )
+from app.domain.causes import HangupOrigin
 
 STAMP = "2026-11-26T14:10:37.123+0000"
 
@@ -49,3 +50,20 @@ def test_malformed_and_unused_events_are_none():
                 "channel": "not an object"}, {"type": "PlaybackFinished", "playback": {
                     "target_uri": "bridge:b1"}}, {}):
         assert parse_event(raw) is None
+
+
+def test_destroyed_says_whether_a_response_came_back_and_who_ended_it():
+    def destroyed(keys: str, source: str) -> ChannelGone:
+        snapshot = {**channel("Down"), "channelvars": {"HANGUPCAUSE_KEYS()": keys,
+                                                       "CHANNEL(hangupsource)": source}}
+        gone = parse_event({"type": "ChannelDestroyed", "channel": snapshot, "cause": 34,
+                            "tech_cause": 503, "timestamp": STAMP})
+        assert isinstance(gone, ChannelGone)
+        return gone
+
+    chan = "PJSIP/voxcast-out-00000001"
+    assert destroyed(chan, chan).origin == HangupOrigin(True, False)  # the far end's 503
+    assert destroyed("", chan).origin == HangupOrigin(False, False)  # never sent
+    assert destroyed("", "").origin == HangupOrigin(False, True)  # the ring timeout
+    plain = parse_event({"type": "ChannelDestroyed", "channel": channel("Down"), "cause": 34})
+    assert isinstance(plain, ChannelGone) and plain.origin is None  # not configured

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from app.adapters.ari.client import AriCredentials
+from app.domain.causes import HangupOrigin
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class ChannelGone:
     cause: int | None
     cause_text: str | None
     tech_cause: int | None
+    origin: HangupOrigin | None = None
 
 
 ChannelEvent = ChannelRinging | ChannelAnswered | PlaybackEnded | ChannelGone
@@ -77,6 +79,19 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+# ari.conf's channelvars: in every channel snapshot, so in ChannelDestroyed.
+RESPONSE_KEYS_VAR = "HANGUPCAUSE_KEYS()"
+HANGUP_SOURCE_VAR = "CHANNEL(hangupsource)"
+
+
+def _origin(channel: dict[str, Any]) -> HangupOrigin | None:
+    variables = _object(channel.get("channelvars"))
+    if RESPONSE_KEYS_VAR not in variables or HANGUP_SOURCE_VAR not in variables:
+        return None  # an Asterisk configured without them: outcomes as tech_cause says
+    return HangupOrigin(response_received=bool(variables[RESPONSE_KEYS_VAR]),
+                        ended_by_asterisk=not variables[HANGUP_SOURCE_VAR])
+
+
 def parse_event(raw: dict[str, Any]) -> ChannelEvent | None:
     """Translate one ARI event to a typed event, or None when Voxcast does not use it."""
     kind = raw.get("type")
@@ -93,7 +108,7 @@ def parse_event(raw: dict[str, Any]) -> ChannelEvent | None:
     if kind == "ChannelDestroyed" and channel_id:
         return ChannelGone(channel_id, at, _int_or_none(raw.get("cause")),
                            raw.get("cause_txt") if isinstance(raw.get("cause_txt"), str) else None,
-                           _int_or_none(raw.get("tech_cause")))
+                           _int_or_none(raw.get("tech_cause")), _origin(channel))
     if kind == "PlaybackFinished":
         playback = _object(raw.get("playback"))
         target = str(playback.get("target_uri", ""))
