@@ -1,4 +1,4 @@
-"""Command line: `python -m app {run,serve,render-asterisk,demo}`.
+"""Command line: `python -m app {run,serve,render-asterisk,demo,keys}`.
 
 The only place that reads the process environment.
 """
@@ -9,11 +9,10 @@ import argparse
 import asyncio
 import logging
 import os
-import re
 import sys
+from typing import Any
 
-from app.adapters.db.api_keys import ApiKeyStore
-from app.adapters.db.store import ReportStore, SchemaMismatch
+from app.adapters.db.store import SchemaMismatch
 from app.runtime import (
     UnsafeBinding,
     render_media_plane,
@@ -21,24 +20,22 @@ from app.runtime import (
     serve_only,
     with_generated_secrets,
 )
-from app.settings import Settings, SettingsError, settings_from_environment
+from app.settings import SettingsError, settings_from_environment
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["keys"]:  # the same commands as `voxcast keys`, help included
+        from app.cli.main import keys_app
+
+        return _exit_code(keys_app, argv[1:])
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start Asterisk and the service in the foreground")
     commands.add_parser("serve", help="start the service against a running Asterisk")
     commands.add_parser("render-asterisk", help="write this instance's Asterisk config")
     commands.add_parser("demo", help="call SIPp far ends on 127.0.0.1 and print the report")
-    keys = commands.add_parser("keys", help="API keys: create, list, revoke")
-    key_commands = keys.add_subparsers(dest="key_command", required=True)
-    create = key_commands.add_parser("create", help="make a key for a tenant (shown once)")
-    create.add_argument("--tenant", required=True, type=_tenant_name)
-    create.add_argument("--label", default="")
-    key_commands.add_parser("list", help="list keys (never the keys themselves)")
-    revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
-    revoke.add_argument("key_id")
+    commands.add_parser("keys", help="API keys: create, list, revoke (as `voxcast keys`)")
     arguments = parser.parse_args(argv)
 
     logging.basicConfig(level=os.environ.get("VOXCAST_LOG_LEVEL", "INFO"),
@@ -49,8 +46,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bad settings: {error}", file=sys.stderr)
         return 2
 
-    if arguments.command == "keys":
-        return asyncio.run(manage_keys(settings, arguments))
     if arguments.command == "render-asterisk":
         layout = render_media_plane(settings)
         print(layout.config_file)
@@ -68,30 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _tenant_name(text: str) -> str:
-    if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", text) is None:
-        raise argparse.ArgumentTypeError("1-64 letters, digits, _ . or -")
-    return text
-
-
-async def manage_keys(settings: Settings, arguments: argparse.Namespace) -> int:
-    settings.runtime_dir.mkdir(parents=True, exist_ok=True)
-    store = await ReportStore.open(settings.resolved_database_url)
+def _exit_code(command: Any, arguments: list[str]) -> int:
+    """Run a typer command group with `arguments`; its exit status as a number."""
     try:
-        keys = ApiKeyStore(store.engine)
-        if arguments.key_command == "create":
-            key_id, key = await keys.create(arguments.tenant, arguments.label)
-            print(f"key id {key_id} for tenant {arguments.tenant} (shown once, keep it):\n{key}")
-        elif arguments.key_command == "list":
-            for info in await keys.list():
-                state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"
-                print(f"{info.id}  {info.tenant:<20} {state:<24} {info.label}")
-        elif not await keys.revoke(arguments.key_id):
-            print(f"no active key with id {arguments.key_id}", file=sys.stderr)
-            return 1
-        return 0
-    finally:
-        await store.close()
+        command(args=arguments, prog_name="python -m app keys")
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else 1
+    return 0
 
 
 if __name__ == "__main__":

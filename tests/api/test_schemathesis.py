@@ -11,7 +11,6 @@ here and refused, so a hook that stopped working fails the test instead of reach
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -30,7 +29,7 @@ from schemathesis.checks import CHECKS, load_all_checks
 import app.adapters.media.fetcher as fetcher_module
 from app.main import create_app
 from app.settings import Secret, Settings
-from tests.conftest import free_port
+from tests.conftest import free_port, run_bounded
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -96,7 +95,7 @@ async def test_schemathesis_with_every_check_finds_nothing(
     assert not crashed, f"background tasks crashed during the run: {crashed}"
 
 
-async def _schemathesis(schema_url: str, reports: Path) -> tuple[int | None, str]:
+async def _schemathesis(schema_url: str, reports: Path) -> tuple[int, str]:
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.api.schemathesis_hooks",
            "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
     command = [
@@ -106,16 +105,8 @@ async def _schemathesis(schema_url: str, reports: Path) -> tuple[int | None, str
         "--max-examples", str(MAX_EXAMPLES), "--request-timeout", "30",
         "--report", "ndjson", "--report-dir", str(reports),
     ]
-    process = await asyncio.create_subprocess_exec(
-        *command, cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT)
-    try:
-        output, _ = await asyncio.wait_for(process.communicate(), RUN_LIMIT_SECONDS)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    return process.returncode, output.decode("utf-8", "replace")
+    code, stdout, stderr = await run_bounded(command, RUN_LIMIT_SECONDS, env, cwd=REPO)
+    return code, stdout + stderr
 
 
 def _events(reports: Path) -> list[dict[str, Any]]:
