@@ -9,18 +9,26 @@ import argparse
 import asyncio
 import logging
 import os
+import shlex
 import sys
 from typing import Any
 
 from app.adapters.db.store import SchemaMismatch
+from app.media_plane.asterisk_process import (
+    CONSOLE_LOG_NAME,
+    AsteriskStartError,
+    asterisk_console_command,
+)
 from app.runtime import (
     UnsafeBinding,
+    layout_of,
     render_media_plane,
     run_all,
     serve_only,
     with_generated_secrets,
 )
-from app.settings import SettingsError, settings_from_environment
+from app.settings import Settings, SettingsError, settings_from_environment, unknown_names
+from app.startup_checks import StartupProblem, bind_failures, media_plane_ports
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,16 +44,24 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("render-asterisk", help="write this instance's Asterisk config")
     commands.add_parser("demo", help="call SIPp far ends on 127.0.0.1 and print the report")
     commands.add_parser("keys", help="API keys: create, list, revoke (as `voxcast keys`)")
+    commands.add_parser("asterisk-cli",
+                        help="open the CLI of this instance's running Asterisk (asterisk -r)")
     arguments = parser.parse_args(argv)
 
     logging.basicConfig(level=os.environ.get("VOXCAST_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for warning in unknown_names(os.environ):
+        logging.getLogger("app.settings").warning("%s", warning)
     try:
         settings = with_generated_secrets(settings_from_environment(os.environ))
     except SettingsError as error:
         print(f"bad settings: {error}", file=sys.stderr)
         return 2
 
+    if arguments.command == "asterisk-cli":
+        command = asterisk_console_command(layout_of(settings))
+        print(shlex.join(command), file=sys.stderr, flush=True)
+        os.execv(command[0], command)  # noqa: S606 - this command's whole job is that program
     if arguments.command == "render-asterisk":
         layout = render_media_plane(settings)
         print(layout.config_file)
@@ -57,10 +73,24 @@ def main(argv: list[str] | None = None) -> int:
     runner = run_all if arguments.command == "run" else serve_only
     try:
         asyncio.run(runner(settings))
-    except (UnsafeBinding, SchemaMismatch) as error:
+    except (UnsafeBinding, SchemaMismatch, StartupProblem) as error:
         print(f"refusing to start: {error}", file=sys.stderr)
         return 2
+    except AsteriskStartError as error:
+        print(asterisk_failure(settings, error), file=sys.stderr)
+        return 2
     return 0
+
+
+def asterisk_failure(settings: Settings, error: AsteriskStartError) -> str:
+    """One line: why Asterisk did not start, the port it could not bind if that was it, and
+    where its own log is."""
+    console_log = layout_of(settings).log_dir / CONSOLE_LOG_NAME
+    # The error carries the end of the console log: this run's lines, not older ones.
+    reason, _, log_tail = str(error).partition(";")
+    problems = bind_failures(log_tail, media_plane_ports(settings))
+    fix = f": {problems[0]}" if problems else ""
+    return f"Asterisk did not start ({reason}){fix}; its console log: {console_log}"
 
 
 def _exit_code(command: Any, arguments: list[str]) -> int:

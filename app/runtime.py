@@ -7,8 +7,10 @@ three start the media plane the same way.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
+import shlex
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,11 +21,24 @@ from app.adapters.db.api_keys import ApiKeyStore
 from app.adapters.db.store import ReportStore
 from app.atomic_file import write_atomically
 from app.main import create_app
-from app.media_plane.asterisk_process import AsteriskProcess
+from app.media_plane.asterisk_process import (
+    CONSOLE_LOG_NAME,
+    AsteriskProcess,
+    asterisk_console_command,
+)
 from app.media_plane.config import AsteriskConfigValues, render_asterisk_config
 from app.media_plane.layout import AsteriskLayout
 from app.media_plane.secrets import load_or_create_secrets
 from app.settings import Secret, Settings
+from app.startup_checks import (
+    api_port,
+    bind_failures,
+    check_ports_free,
+    log_size,
+    media_plane_ports,
+    port_in_use,
+    read_log_from,
+)
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +137,12 @@ async def serving(settings: Settings) -> AsyncIterator[web.AppRunner]:
     runner = web.AppRunner(create_app(settings), handle_signals=False)
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        try:
+            await web.TCPSite(runner, settings.host, settings.port).start()
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise port_in_use(api_port(settings)) from error
+            raise
         log.info("Voxcast API on http://%s:%d", settings.host, settings.port)
         yield runner
     finally:
@@ -145,16 +165,33 @@ async def wait_for_stop_signal() -> None:
 async def run_all(settings: Settings) -> None:
     """Asterisk and the service together, in the foreground, until SIGINT or SIGTERM."""
     settings.runtime_dir.mkdir(parents=True, exist_ok=True)
+    ports = media_plane_ports(settings)
+    check_ports_free([api_port(settings), *ports])
     key = await development_key(settings)
-    async with running_asterisk(settings), serving(settings):
-        # Printed, not logged: it is for the person at this terminal, not for log files.
-        print(f"\nVoxcast is ready on http://{settings.host}:{settings.port}\n"
-              f"Development API key (tenant dev): {key}\n"
-              f"  curl -H 'Authorization: Bearer {key}' ...\n", flush=True)
-        await wait_for_stop_signal()
+    console_log = layout_of(settings).log_dir / CONSOLE_LOG_NAME
+    offset = log_size(console_log)
+    async with running_asterisk(settings):
+        # A port taken since the check: Asterisk runs on without it, and only logs it.
+        problems = bind_failures(read_log_from(console_log, offset), ports)
+        if problems:
+            raise problems[0]
+        async with serving(settings):
+            await _announce_and_wait(settings, key)
+
+
+async def _announce_and_wait(settings: Settings, key: str) -> None:
+    # Printed, not logged: it is for the person at this terminal, not for log files.
+    layout = layout_of(settings)
+    print(f"\nVoxcast is ready on http://{settings.host}:{settings.port}\n"
+          f"Development API key (tenant dev): {key}\n"
+          f"  curl -H 'Authorization: Bearer {key}' ...\n"
+          f"Asterisk's logs: {layout.log_dir} (console: {CONSOLE_LOG_NAME}); its CLI: "
+          f"{shlex.join(asterisk_console_command(layout))}\n", flush=True)
+    await wait_for_stop_signal()
 
 
 async def serve_only(settings: Settings) -> None:
     """The service alone, against an Asterisk someone else runs."""
+    check_ports_free([api_port(settings)])
     async with serving(settings):
         await wait_for_stop_signal()
