@@ -27,7 +27,7 @@ from app.media_plane.asterisk_process import (
     asterisk_console_command,
 )
 from app.media_plane.config import AsteriskConfigValues, render_asterisk_config
-from app.media_plane.layout import AsteriskLayout
+from app.media_plane.layout import AsteriskLayout, find_module_dir
 from app.media_plane.secrets import load_or_create_secrets
 from app.settings import Secret, Settings
 from app.startup_checks import (
@@ -66,7 +66,8 @@ def render_media_plane(settings: Settings) -> AsteriskLayout:
         ami_port=settings.ami_port, rtp_start=settings.rtp_start, rtp_end=settings.rtp_end,
         ari_user=settings.ari_user, ari_password=settings.ari_password.value,
         ami_user=settings.ami_user, ami_password=settings.ami_password.value,
-        sip_endpoint=settings.sip_endpoint, sip_address=settings.sip_address)
+        sip_endpoint=settings.sip_endpoint, sip_address=settings.sip_address,
+        module_dir=find_module_dir(settings.asterisk_root))
     render_asterisk_config(values, layout.config_dir)
     return layout
 
