@@ -44,10 +44,21 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("render-asterisk", help="write this instance's Asterisk config")
     commands.add_parser("demo", help="call SIPp far ends on 127.0.0.1 and print the report")
     commands.add_parser("keys", help="API keys: create, list, revoke (as `voxcast keys`)")
+    health = commands.add_parser("healthcheck", help="exit 0 when Asterisk's ARI (asterisk) or "
+                                                     "the API's /ready (service) answers")
+    health.add_argument("what", choices=("asterisk", "service"))
     commands.add_parser("asterisk-cli",
                         help="open the CLI of this instance's running Asterisk (asterisk -r)")
     arguments = parser.parse_args(argv)
 
+    if arguments.command == "healthcheck":  # every few seconds in a container: stay quiet
+        from app.healthcheck import check
+
+        try:
+            return check(arguments.what, settings_from_environment(os.environ))
+        except SettingsError as error:
+            print(f"bad settings: {error}", file=sys.stderr)
+            return 2
     logging.basicConfig(level=os.environ.get("VOXCAST_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for warning in unknown_names(os.environ):
@@ -64,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         os.execv(command[0], command)  # noqa: S606 - this command's whole job is that program
     if arguments.command == "render-asterisk":
         layout = render_media_plane(settings)
+        for folder in layout.asterisk_dirs:  # for an Asterisk started by someone else
+            folder.mkdir(parents=True, exist_ok=True)
         print(layout.config_file)
         return 0
     if arguments.command == "demo":
