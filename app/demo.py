@@ -1,4 +1,4 @@
-"""`make demo`: one broadcast to SIPp far ends on 127.0.0.1, with progress, then the report.
+"""`make demo`: one broadcast to SIPp far ends on 127.0.0.1: a progress bar, then an outcome table.
 
 Self-contained: it starts its own Asterisk instance, the service, a WAV server and the far ends
 (answer, busy, not found, decline, ring without answer), all on loopback and free ports.
@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
+import logging
 import shutil
 import socket
 import tempfile
-import time
-from collections.abc import Mapping
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-import aiohttp
 import numpy as np
 import soundfile
 from aiohttp import web
+from rich.console import Console
 
+from app.cli.client import api_client
+from app.cli.config import ClientConfig
+from app.cli.display import follow_progress, outcome_summary, outcome_table
 from app.media_plane.sipp import SippFarEnd
 from app.runtime import layout_of, running_asterisk, serving
 from app.settings import Settings
@@ -74,23 +78,15 @@ def demo_settings(settings: Settings) -> Settings:
 
 async def run_demo(base: Settings) -> int:
     settings = demo_settings(base)
-    layout = layout_of(settings)
     wav_runner, wav_url = await serve_audio(tone_wav(4.0), "/voices/hello.wav")
     far_ends: list[SippFarEnd] = []
     try:
-        async with running_asterisk(settings), serving(settings):
-            recipients = []
-            for scenario, user in FAR_ENDS:
-                far_end = SippFarEnd(root=settings.asterisk_root, scenario=f"{scenario}.xml",
-                                     port=free_port(socket.SOCK_DGRAM),
-                                     work_dir=layout.sipp_dir / scenario)
-                await far_end.start()
-                far_ends.append(far_end)
-                recipients.append({"to": f"sip:{user}@127.0.0.1:{far_end.port}"})
-            recipients.append({"to": f"sip:nobody-home@127.0.0.1:{free_port(socket.SOCK_DGRAM)}"})
-            body = {"recipients": recipients, "from": "voxcast-demo",
-                    "playlist": [{"play": wav_url}]}
-            return await _submit_and_report(f"http://{settings.host}:{settings.port}", body)
+        with quiet_logs():
+            async with running_asterisk(settings), serving(settings):
+                body = {"recipients": await _start_far_ends(settings, far_ends),
+                        "from": "voxcast-demo", "playlist": [{"play": wav_url}]}
+                return await _submit_and_report(f"http://{settings.host}:{settings.port}",
+                                                body)
     finally:
         for far_end in far_ends:
             await far_end.stop()
@@ -98,29 +94,47 @@ async def run_demo(base: Settings) -> int:
         shutil.rmtree(settings.runtime_dir, ignore_errors=True)
 
 
-async def _submit_and_report(api: str, body: Mapping[str, object]) -> int:
-    async with aiohttp.ClientSession() as http:
-        print("POST /voice/call/play\n" + json.dumps(body, indent=2))
-        async with http.post(f"{api}/voice/call/play", json=body) as response:
-            accepted = await response.json()
-        print(json.dumps(accepted, indent=2))
-        request_id = accepted["request_id"]
-        deadline = time.monotonic() + DEMO_LIMIT_SECONDS
-        while time.monotonic() < deadline:
-            async with http.get(f"{api}/voice/call/status/{request_id}") as response:
-                status = await response.json()
-            progress = status["report"]["progress"]
-            done = progress["completed"]
-            bar = "#" * done + "." * (progress["total"] - done)
-            print(f"\r[{bar}] {done}/{progress['total']} ended, "
-                  f"{progress['in_progress']} live, {progress['queued']} queued", end="",
-                  flush=True)
-            if status["report"]["status"] == "ready":
-                print()
-                async with http.get(f"{api}/report/{status['report']['id']}") as response:
-                    report = await response.json()
-                print(f"GET /report/{status['report']['id']}\n" + json.dumps(report, indent=2))
-                return 0
-            await asyncio.sleep(0.5)
-        print("\nthe report was not ready in time")
-        return 1
+async def _start_far_ends(settings: Settings, far_ends: list[SippFarEnd]) -> list[dict[str, str]]:
+    """One SIPp per behaviour (kept in `far_ends` to be stopped), and an address nobody has."""
+    layout = layout_of(settings)
+    recipients = []
+    for scenario, user in FAR_ENDS:
+        far_end = SippFarEnd(root=settings.asterisk_root, scenario=f"{scenario}.xml",
+                             port=free_port(socket.SOCK_DGRAM), work_dir=layout.sipp_dir / scenario)
+        await far_end.start()
+        far_ends.append(far_end)
+        recipients.append({"to": f"sip:{user}@127.0.0.1:{far_end.port}"})
+    recipients.append({"to": f"sip:nobody-home@127.0.0.1:{free_port(socket.SOCK_DGRAM)}"})
+    return recipients
+
+
+async def _submit_and_report(api: str, body: dict[str, Any]) -> int:
+    console = Console()
+    console.print(f"Calling {len(body['recipients'])} SIPp far ends on 127.0.0.1 "
+                  "(answer, busy, not found, decline, ring, nobody listening)", highlight=False)
+    async with api_client(ClientConfig(url=api, api_key="")) as client:
+        request_id = await client.submit(body)
+        console.print(f"request {request_id} accepted", highlight=False)
+        try:
+            async with asyncio.timeout(DEMO_LIMIT_SECONDS):
+                status = await follow_progress(lambda: client.status(request_id), console)
+        except TimeoutError:
+            console.print(f"the report was not ready within {DEMO_LIMIT_SECONDS} s")
+            return 1
+        report = await client.report(status["report"]["id"])
+    console.print(outcome_table(report["records"], title=f"Report {status['report']['id']}"))
+    console.print(outcome_summary(report["records"]), highlight=False)
+    return 0
+
+
+@contextmanager
+def quiet_logs() -> Iterator[None]:
+    """The demo shows its own progress and table: the service's INFO lines (access log, call
+    ends) would only cut through the bar. Warnings still show."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        root.setLevel(level)

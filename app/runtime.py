@@ -7,8 +7,10 @@ three start the media plane the same way.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
+import shlex
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,13 +21,26 @@ from app.adapters.db.api_keys import ApiKeyStore
 from app.adapters.db.store import ReportStore
 from app.atomic_file import write_atomically
 from app.main import create_app
-from app.media_plane.asterisk_process import AsteriskProcess
+from app.media_plane.asterisk_process import (
+    CONSOLE_LOG_NAME,
+    AsteriskProcess,
+    asterisk_console_command,
+)
 from app.media_plane.config import AsteriskConfigValues, render_asterisk_config
-from app.media_plane.layout import AsteriskLayout
+from app.media_plane.layout import AsteriskLayout, find_module_dir
 from app.media_plane.secrets import load_or_create_secrets
 from app.media_plane.supervisor import AriAccess, AsteriskSupervisor
 from app.media_plane.tls import place_tls_files
 from app.settings import Secret, Settings
+from app.startup_checks import (
+    api_port,
+    bind_failures,
+    check_ports_free,
+    log_size,
+    media_plane_ports,
+    port_in_use,
+    read_log_from,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +77,8 @@ def render_media_plane(settings: Settings) -> AsteriskLayout:
         tls_cert_file=layout.inside(tls.cert), tls_key_file=layout.inside(tls.key),
         tls_ca_file=layout.inside(tls.far_end_ca) if tls.far_end_ca else "",
         tls_verify_server=settings.tls_verify_server, rtp_timeout=settings.rtp_timeout,
-        dns_nameservers=settings.dns_nameserver_list)
+        dns_nameservers=settings.dns_nameserver_list,
+        module_dir=find_module_dir(settings.asterisk_root))
     render_asterisk_config(values, layout.config_dir)
     return layout
 
@@ -89,8 +105,17 @@ async def supervised_asterisk(settings: Settings) -> AsyncIterator[AsteriskSuper
     layout = render_media_plane(settings)
     supervisor = AsteriskSupervisor(layout, AriAccess(settings.ari_url, settings.ari_user,
                                                       settings.ari_password.value))
+    ports = media_plane_ports(settings)
+    console_log = layout.log_dir / CONSOLE_LOG_NAME
+    offset = log_size(console_log)
     try:
-        await supervisor.start()
+        # The ports are checked only before a new Asterisk starts: an adopted one holds them.
+        await supervisor.start(before_new_start=lambda: check_ports_free(ports))
+        if not supervisor.process.adopted:
+            # A port taken since the check: Asterisk runs on without it, and only logs it.
+            problems = bind_failures(read_log_from(console_log, offset), ports)
+            if problems:
+                raise problems[0]
         watcher = asyncio.create_task(supervisor.watch(), name="asterisk-supervisor")
         try:
             yield supervisor
@@ -153,7 +178,12 @@ async def serving(settings: Settings,
     runner = web.AppRunner(create_app(settings, media_server), handle_signals=False)
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        try:
+            await web.TCPSite(runner, settings.host, settings.port).start()
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise port_in_use(api_port(settings)) from error
+            raise
         log.info("Voxcast API on http://%s:%d", settings.host, settings.port)
         yield runner
     finally:
@@ -176,16 +206,25 @@ async def wait_for_stop_signal() -> None:
 async def run_all(settings: Settings) -> None:
     """Asterisk and the service together, in the foreground, until SIGINT or SIGTERM."""
     settings.runtime_dir.mkdir(parents=True, exist_ok=True)
+    check_ports_free([api_port(settings)])
     key = await development_key(settings)
     async with supervised_asterisk(settings) as media_server, serving(settings, media_server):
-        # Printed, not logged: it is for the person at this terminal, not for log files.
-        print(f"\nVoxcast is ready on http://{settings.host}:{settings.port}\n"
-              f"Development API key (tenant dev): {key}\n"
-              f"  curl -H 'Authorization: Bearer {key}' ...\n", flush=True)
-        await wait_for_stop_signal()
+        await _announce_and_wait(settings, key)
+
+
+async def _announce_and_wait(settings: Settings, key: str) -> None:
+    # Printed, not logged: it is for the person at this terminal, not for log files.
+    layout = layout_of(settings)
+    print(f"\nVoxcast is ready on http://{settings.host}:{settings.port}\n"
+          f"Development API key (tenant dev): {key}\n"
+          f"  curl -H 'Authorization: Bearer {key}' ...\n"
+          f"Asterisk's logs: {layout.log_dir} (console: {CONSOLE_LOG_NAME}); its CLI: "
+          f"{shlex.join(asterisk_console_command(layout))}\n", flush=True)
+    await wait_for_stop_signal()
 
 
 async def serve_only(settings: Settings) -> None:
     """The service alone, against an Asterisk someone else runs."""
+    check_ports_free([api_port(settings)])
     async with serving(settings):
         await wait_for_stop_signal()

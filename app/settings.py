@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -14,6 +15,14 @@ from app.adapters.media.address_policy import parse_networks
 from app.domain.dial_target import valid_trunk_host
 
 PREFIX = "VOXCAST_"
+# VOXCAST_* names that are not settings of the service but are read by something else, so
+# they are not reported as unknown: provision.sh, the `voxcast` command line, the log setup.
+OTHER_NAMES = frozenset({
+    "VOXCAST_CACHE_DIR", "VOXCAST_USE_HOST_ASTERISK",  # asterisk/provision.sh
+    "VOXCAST_URL", "VOXCAST_API_KEY", "VOXCAST_CONFIG",  # voxcast (app/cli)
+    "VOXCAST_LOG_LEVEL",  # python -m app, before the settings are read
+    "VOXCAST_TEST_POSTGRES",  # the store tests' PostgreSQL
+})
 
 
 class SettingsError(ValueError):
@@ -201,6 +210,26 @@ def _check(settings: Settings) -> list[str]:
     if not settings.ari_url.startswith(("http://", "https://")):
         problems.append("VOXCAST_ARI_URL must be an http or https URL")
     return problems
+
+
+def setting_names() -> frozenset[str]:
+    return frozenset(PREFIX + setting.name.upper() for setting in fields(Settings))
+
+
+def unknown_names(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each `VOXCAST_*` name nothing reads, with the likely intended name."""
+    known = setting_names() | OTHER_NAMES
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith(PREFIX) or name in known:
+            continue
+        # Compared without the shared prefix, which would make every name look alike.
+        close = difflib.get_close_matches(name.removeprefix(PREFIX),
+                                          sorted(k.removeprefix(PREFIX) for k in known),
+                                          n=1, cutoff=0.6)
+        hint = f"; did you mean {PREFIX}{close[0]}?" if close else ""
+        warnings.append(f"{name} is not a Voxcast setting and is ignored{hint}")
+    return warnings
 
 
 def settings_from_environment(environ: Mapping[str, str]) -> Settings:

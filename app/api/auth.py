@@ -14,11 +14,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import web
 
 from app.adapters.db.api_keys import ApiKeyStore, key_hash
+from app.api.docs_page import is_docs_path
 from app.api.envelope import ApiError
 
 TENANT = web.RequestKey("tenant", str)
 OPEN_TENANT = "default"
-PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/docs"})
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json"})  # and the docs page
 _OPEN_MODE_RECHECK_SECONDS = 5.0
 
 
@@ -67,7 +68,7 @@ AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 async def auth_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    if request.path not in PUBLIC_PATHS:
+    if request.path not in PUBLIC_PATHS and not is_docs_path(request.path):
         authenticator = request.app[AUTHENTICATOR]
         request[TENANT] = await authenticator.tenant_for(request.headers.get("Authorization"))
     return await handler(request)

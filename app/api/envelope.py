@@ -48,7 +48,7 @@ ERROR_CODES = {
     "body_too_large": 1004, "media_unusable": 1005, "too_many_recipients": 1006,
     "too_many_items": 1007, "text_too_long": 1008, "idempotency_conflict": 1409,
     "unauthorized": 1401, "not_ready": 1503, "not_found": 1404, "method_not_allowed": 1405,
-    "internal_error": 1500,
+    "internal_error": 1500, "missing_variables": 1009,
 }
 
 
@@ -69,9 +69,12 @@ async def error_middleware(
         return error_response(ApiError(413, "body_too_large", "the request body is too large"))
     except web.HTTPNotFound:
         return error_response(ApiError(404, "not_found", "no such resource"))
-    except web.HTTPMethodNotAllowed:
-        return error_response(ApiError(405, "method_not_allowed",
-                                       f"{request.method} is not allowed here"))
+    except web.HTTPMethodNotAllowed as refused:
+        response = error_response(ApiError(405, "method_not_allowed",
+                                           f"{request.method} is not allowed here"))
+        # RFC 9110: a 405 names the methods the resource does support.
+        response.headers["Allow"] = ", ".join(sorted(refused.allowed_methods))
+        return response
     except web.HTTPException:
         raise
     except Exception:

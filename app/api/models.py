@@ -9,19 +9,28 @@ from pydantic import (
     AfterValidator,
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
-    HttpUrl,
     Tag,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from app.domain.dial_target import normalise_target, validate_caller_id
-from app.domain.text_template import TemplateError, placeholders
+from app.domain.dial_target import (
+    CALLER_ID_PATTERN,
+    HOST,
+    MAX_TARGET_LENGTH,
+    PORT,
+    TARGET_PATTERN,
+    normalise_target,
+    validate_caller_id,
+)
+from app.domain.text_template import TEXT_PATTERN, TemplateError, placeholders
 
 
 def _sip_uri(value: str) -> str:
@@ -32,15 +41,34 @@ def _caller_id(value: str) -> str:
     return validate_caller_id(value)
 
 
-SipUri = Annotated[str, AfterValidator(_sip_uri)]
-CallerId = Annotated[str, AfterValidator(_caller_id)]
+# The schema of each checked string is the very pattern the check uses (see dial_target).
+SipUri = Annotated[str, AfterValidator(_sip_uri), WithJsonSchema(
+    {"type": "string", "maxLength": MAX_TARGET_LENGTH, "pattern": TARGET_PATTERN,
+     "description": "a SIP URI (sip:alice@192.0.2.10:5060) or an E.164 number (+15551234567)"})]
+CallerId = Annotated[str, AfterValidator(_caller_id), WithJsonSchema(
+    {"type": "string", "pattern": CALLER_ID_PATTERN,
+     "description": "the caller id: 1-64 letters, digits or _.+-"})]
 
 
-ItemLoop = Annotated[int, Field(ge=1, le=20)]
+def _whole_number(value: Any) -> Any:
+    # JSON has one number type: 2.0 is an integer to JSON Schema, so it is one here too.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# Bounds go before the validator, or the JSON Schema loses its minimum and maximum.
+WHOLE_NUMBER = BeforeValidator(_whole_number)
+ItemLoop = Annotated[int, Field(ge=1, le=20), WHOLE_NUMBER]
 VariableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 VariableValue = Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
-Variables = Annotated[dict[VariableName, VariableValue], Field(max_length=50)]
+# additionalProperties false: a name outside the pattern is refused, as the model does.
+Variables = Annotated[dict[VariableName, VariableValue],
+                      Field(max_length=50, json_schema_extra={"additionalProperties": False})]
 MEDIA_ID = r"^media:[0-9a-f]{64}$"
+# An http(s) URL of RFC 3986 characters, without user info or fragment: nothing a fetcher,
+# a log line or Asterisk could read two ways.
+PLAY_URL = (rf"https?://{HOST}(?::{PORT})?"
+            r"(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?")
+PLAY_SOURCE_PATTERN = rf"^(?:{PLAY_URL}|media:[0-9a-f]{{64}})$"
 # Each limit breach has its own stable error name (the envelope's `error`).
 LIMIT_ERRORS = {"recipients": "too_many_recipients", "playlist": "too_many_items"}
 LIMIT_ERROR_NAMES = frozenset({*LIMIT_ERRORS.values(), "text_too_long"})
@@ -59,7 +87,9 @@ class PlayItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    play: Annotated[str, Field(max_length=2048)]
+    play: Annotated[str, Field(max_length=2048, json_schema_extra={
+        "pattern": PLAY_SOURCE_PATTERN,
+        "description": "an http(s) URL of the audio, or media:<id> from POST /media"})]
     loop: ItemLoop = 1
 
     @field_validator("play")
@@ -68,10 +98,9 @@ class PlayItem(BaseModel):
         if value.startswith("media:"):
             if re.fullmatch(MEDIA_ID, value) is None:
                 raise ValueError("must be media:<id> with the id POST /media returned")
-            return value
-        url = HttpUrl(value)
-        if url.scheme not in ("http", "https"):
-            raise ValueError("must be an http or https URL, or media:<id>")
+        elif re.fullmatch(PLAY_SOURCE_PATTERN, value) is None:
+            raise ValueError("must be an http or https URL (no user info, no fragment, "
+                             "spaces percent-encoded), or media:<id>")
         return value
 
 
@@ -80,7 +109,7 @@ class SayItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    say: Annotated[str, Field(min_length=1)]
+    say: Annotated[str, Field(min_length=1, json_schema_extra={"pattern": TEXT_PATTERN})]
     language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")] = "en"
     voice: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]{1,64}$")] | None = None
     engine: Literal["piper", "flite", "espeak", "gtts"] | None = None
@@ -126,8 +155,8 @@ class RetryPolicyModel(BaseModel):
 
     on: Annotated[list[Literal["busy", "no_answer", "congestion"]],
                   Field(min_length=1, max_length=3)]
-    attempts: Annotated[int, Field(ge=2, le=5)]  # in total, the first one included
-    delay: Annotated[int, Field(ge=0, le=86400)] = 60  # seconds after the previous attempt
+    attempts: Annotated[int, Field(ge=2, le=5), WHOLE_NUMBER]  # in total, the first included
+    delay: Annotated[int, Field(ge=0, le=86400), WHOLE_NUMBER] = 60  # after the previous one
 
 
 def _item_kind(value: Any) -> str | None:

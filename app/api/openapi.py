@@ -8,8 +8,10 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from app.api import examples
 from app.api.models import PlayRequest
 from app.api.responses import RESPONSE_MODELS
+from app.domain.dial_target import SIP_TARGET_PATTERN, TARGET_PATTERN
 
 REF = "#/components/schemas/{model}"
 JSON = "application/json"
@@ -17,13 +19,31 @@ UPLOAD_TYPES = ("audio/wav", "audio/mpeg", "audio/ogg", "audio/flac", "applicati
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 
 
-def openapi_document(*, max_recipients: int, max_playlist_items: int) -> dict[str, Any]:
-    """The service's OpenAPI 3.1.0 document, with the deployment's list limits."""
+def openapi_document(*, max_recipients: int, max_playlist_items: int, max_text_chars: int,
+                     phone_numbers: bool) -> dict[str, Any]:
+    """The service's OpenAPI 3.1.0 document, with the deployment's limits.
+
+    `phone_numbers`: a trunk is configured, so E.164 targets are accepted as well as SIP URIs.
+    """
     schemas: dict[str, Any] = {}
     play = PlayRequest.model_json_schema(mode="validation", ref_template=REF)
     _merge(schemas, play.pop("$defs", {}))
-    _limit_items(play["properties"]["recipients"], max_recipients)
+    _limit_items(play["properties"]["recipients"], max_recipients, minimum=1)
     _limit_items(play["properties"]["playlist"], max_playlist_items)
+    # The model's cross-field rule (PlayRequest._one_form): a list of recipients, or `to`.
+    play["anyOf"] = [
+        {"required": ["recipients"],
+         "properties": {"recipients": {"type": "array"}, "to": {"type": "null"}}},
+        {"required": ["to"],
+         "properties": {"to": {"type": "string"}, "recipients": {"type": "null"}}},
+    ]
+    schemas["SayItem"]["properties"]["say"]["maxLength"] = max_text_chars
+    if not phone_numbers:
+        for target in (schemas["Recipient"]["properties"]["to"],
+                       *play["properties"]["to"]["anyOf"]):
+            if target.get("pattern") == TARGET_PATTERN:
+                target["pattern"] = SIP_TARGET_PATTERN
+                target["description"] = "a SIP URI (no trunk is configured for phone numbers)"
     _merge(schemas, {"PlayRequest": play})
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         (model, "serialization") for model in RESPONSE_MODELS]
@@ -65,7 +85,7 @@ def _merge(into: dict[str, Any], definitions: dict[str, Any]) -> None:
         into[name] = schema
 
 
-def _limit_items(schema: dict[str, Any], limit: int) -> None:
+def _limit_items(schema: dict[str, Any], limit: int, minimum: int | None = None) -> None:
     """Set maxItems on the array schema, or on the array branch of an optional field."""
     branches = [schema, *schema.get("anyOf", []), *schema.get("oneOf", [])]
     arrays = [branch for branch in branches if branch.get("type") == "array"]
@@ -73,31 +93,54 @@ def _limit_items(schema: dict[str, Any], limit: int) -> None:
         raise ValueError("expected an array schema to limit")
     for array in arrays:
         array["maxItems"] = limit
+        if minimum is not None:
+            array["minItems"] = minimum
 
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": REF.format(model=name)}
 
 
-def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": schema}}}
+def _json(description: str, schema: dict[str, Any], *answers: dict[str, Any],
+          **named: dict[str, Any]) -> dict[str, Any]:
+    """A JSON response with its examples: one unnamed answer, or several by name."""
+    media: dict[str, Any] = {"schema": schema}
+    if answers:
+        media["example"] = answers[0]
+    if named:
+        media["examples"] = {name: {"value": value} for name, value in named.items()}
+    return {"description": description, "content": {JSON: media}}
 
 
-def _error(description: str) -> dict[str, Any]:
-    return _json(description, _ref("ErrorBody"))
+def _error(description: str, answer: dict[str, Any]) -> dict[str, Any]:
+    return _json(description, _ref("ErrorBody"), answer)
 
 
 UNAUTHORIZED = ("missing or unknown API key (`Authorization: Bearer <key>`); "
                 "error `unauthorized`")
 
 
-def _uuid_parameter(name: str, description: str) -> dict[str, Any]:
+def _uuid_parameter(name: str, description: str, example: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "description": description,
-            "schema": {"type": "string", "format": "uuid"}}
+            "schema": {"type": "string", "format": "uuid"}, "example": example}
+
+
+# Where the next call's id comes from, for readers and for stateful testing tools.
+_LINKS_FROM_PLAY = {
+    "status": {"operationId": "status", "parameters": {"id": "$response.body#/request_id"}},
+    "cancel": {"operationId": "cancel",
+               "parameters": {"request_id": "$response.body#/request_id"}},
+}
+_LINKS_FROM_STATUS = {
+    "report": {"operationId": "report",
+               "parameters": {"report_id": "$response.body#/report/id"}},
+}
 
 
 def _paths() -> dict[str, Any]:
+    x = examples
     not_found = "no such id (also for ids of another tenant); error `not_found`"
+    unauthorized = _error(UNAUTHORIZED, x.UNAUTHORIZED)
     return {
         "/voice/call/play": {"post": {
             "operationId": "play",
@@ -112,67 +155,82 @@ def _paths() -> dict[str, Any]:
                                 "broadcast."),
                 "schema": {"type": "string", "minLength": 1, "maxLength": 128,
                            "pattern": IDEMPOTENCY_KEY_PATTERN},
+                "example": "order-2026-11-26-0001",
             }],
-            "requestBody": {"required": True,
-                            "content": {JSON: {"schema": _ref("PlayRequest")}}},
+            "requestBody": {"required": True, "content": {JSON: {
+                "schema": _ref("PlayRequest"), "examples": x.PLAY_REQUESTS}}},
             "responses": {
-                "200": _json("accepted and stored", _ref("Accepted")),
-                "400": _error("invalid JSON or fields; `details` names each field"),
-                "401": _error(UNAUTHORIZED),
-                "409": _error("the Idempotency-Key was already used with another body"),
-                "413": _error("the body is too large; error `body_too_large`"),
-                "415": _error("the body is not application/json"),
-                "422": _error("a playlist item's media cannot be used; error `media_unusable`"),
+                "200": {**_json("accepted and stored", _ref("Accepted"), x.ACCEPTED),
+                        "links": _LINKS_FROM_PLAY},
+                "400": _error("invalid JSON or fields; `details` names each field",
+                              x.INVALID_TARGET),
+                "401": unauthorized,
+                "409": _error("the Idempotency-Key was already used with another body",
+                              x.IDEMPOTENCY_CONFLICT),
+                "413": _error("the body is too large; error `body_too_large`",
+                              x.BODY_TOO_LARGE),
+                "415": _error("the body is not application/json", x.NOT_JSON),
+                "422": _json("a playlist item's media cannot be used (error `media_unusable`), "
+                             "or a recipient lacks a variable a `say` text uses (error "
+                             "`missing_variables`)", _ref("ErrorBody"),
+                             media_unusable=x.MEDIA_UNUSABLE,
+                             missing_variables=x.MISSING_VARIABLES),
             },
         }},
         "/voice/call/status/{id}": {"get": {
             "operationId": "status",
             "summary": "A request's progress, or one call's record",
-            "parameters": [_uuid_parameter("id", "a request id or a call id")],
+            "parameters": [_uuid_parameter("id", "a request id or a call id", x.REQUEST_ID)],
             "responses": {
-                "200": _json("a request's report reference, or a call's record",
-                             {"oneOf": [_ref("RequestStatus"), _ref("CallStatus")]}),
-                "401": _error(UNAUTHORIZED),
-                "404": _error(not_found),
+                "200": {**_json("a request's report reference, or a call's record",
+                                {"oneOf": [_ref("RequestStatus"), _ref("CallStatus")]},
+                                request=x.REQUEST_STATUS, call=x.CALL_STATUS),
+                        "links": _LINKS_FROM_STATUS},
+                "401": unauthorized,
+                "404": _error(not_found, x.NOT_FOUND),
             },
         }},
         "/report/{report_id}": {"get": {
             "operationId": "report",
             "summary": "A request's report",
             "description": "`records` stays empty until every call has ended.",
-            "parameters": [_uuid_parameter("report_id", "the report id from the status")],
+            "parameters": [_uuid_parameter("report_id", "the report id from the status",
+                                           x.REPORT_ID)],
             "responses": {
-                "200": _json("the report", _ref("Report")),
-                "401": _error(UNAUTHORIZED),
-                "404": _error(not_found),
+                "200": _json("the report", _ref("Report"),
+                             ready=x.REPORT_READY, pending=x.REPORT_PENDING),
+                "401": unauthorized,
+                "404": _error(not_found, x.REPORT_NOT_FOUND),
             },
         }},
         "/voice/call/{request_id}": {"delete": {
             "operationId": "cancel",
             "summary": "Cancel a request",
             "description": "Queued calls are not dialled; live calls are hung up.",
-            "parameters": [_uuid_parameter("request_id", "the request id")],
+            "parameters": [_uuid_parameter("request_id", "the request id", x.REQUEST_ID)],
             "responses": {
-                "200": _json("cancelled", _ref("Cancelled")),
-                "401": _error(UNAUTHORIZED),
-                "404": _error(not_found),
+                "200": _json("cancelled", _ref("Cancelled"), x.CANCELLED),
+                "401": unauthorized,
+                "404": _error(not_found, x.NOT_FOUND),
             },
         }},
         "/media": {"post": {
             "operationId": "upload_media",
             "summary": "Upload a recording",
-            "description": ("The audio file itself is the body (WAV, MP3, OGG or FLAC). Play it "
-                            "with `{\"play\": \"media:<id>\"}`."),
+            "description": ("The audio file itself is the body (WAV, MP3, OGG or FLAC), e.g. "
+                            "`curl --data-binary @greeting.wav -H 'Content-Type: audio/wav'`. "
+                            "Play it with `{\"play\": \"media:<id>\"}`."),
             "requestBody": {"required": True, "content": {
                 media_type: {"schema": {"type": "string", "format": "binary"}}
                 for media_type in UPLOAD_TYPES}},
             "responses": {
-                "200": _json("stored and converted", _ref("MediaUploaded")),
-                "400": _error("the upload is empty"),
-                "401": _error(UNAUTHORIZED),
-                "413": _error("the upload is too large; error `body_too_large`"),
-                "415": _error("a multipart body; send the file itself"),
-                "422": _error("not usable audio; error `media_unusable`"),
+                "200": _json("stored and converted", _ref("MediaUploaded"), x.MEDIA_UPLOADED),
+                "401": unauthorized,
+                "413": _error("the upload is too large; error `body_too_large`",
+                              x.BODY_TOO_LARGE),
+                "415": _error("a multipart body; send the file itself", x.MULTIPART),
+                "422": _error("empty, or not usable audio; error `media_unusable`",
+                              x.NOT_AUDIO),
             },
         }},
         "/monitor": {"get": {
@@ -181,37 +239,42 @@ def _paths() -> dict[str, Any]:
             "description": ("Totals over every tenant: only tenants named in "
                             "VOXCAST_OPERATOR_TENANTS (or any caller in open mode)."),
             "responses": {
-                "200": _json("the totals", _ref("MonitorSnapshot")),
-                "401": _error(UNAUTHORIZED),
-                "404": _error("the caller is not an operator"),
+                "200": _json("the totals", _ref("MonitorSnapshot"), x.MONITOR),
+                "401": unauthorized,
+                "404": _error("the caller is not an operator", x.NOT_OPERATOR),
             },
         }},
         "/health": {"get": {
             "operationId": "health",
             "summary": "The process is alive",
             "security": [],  # public: no credentials needed
-            "responses": {"200": _json("alive", _ref("Health"))},
+            "responses": {"200": _json("alive", _ref("Health"), x.HEALTH)},
         }},
         "/ready": {"get": {
             "operationId": "ready",
             "summary": "The ARI event stream is connected and the database answers",
             "security": [],  # public: no credentials needed
             "responses": {
-                "200": _json("ready", _ref("Ready")),
-                "503": _error("not ready; error `not_ready`, the message says why"),
+                "200": _json("ready", _ref("Ready"), x.READY),
+                "503": _error("not ready; error `not_ready`, the message says why",
+                              x.NOT_READY),
             },
         }},
         "/openapi.json": {"get": {
             "operationId": "openapi",
             "summary": "This document",
             "security": [],  # public: no credentials needed
-            "responses": {"200": _json("the OpenAPI 3.1 document", {"type": "object"})},
+            "responses": {"200": _json("the OpenAPI 3.1 document", {"type": "object"},
+                                       {"openapi": "3.1.0", "info": {"title": "Voxcast"},
+                                        "paths": {}})},
         }},
         "/docs": {"get": {
             "operationId": "docs",
             "summary": "This document as a web page",
             "security": [],  # public: no credentials needed
-            "responses": {"200": {"description": "the API reference",
-                                  "content": {"text/html": {"schema": {"type": "string"}}}}},
+            "responses": {"200": {"description": "the API reference (Swagger UI)",
+                                  "content": {"text/html": {
+                                      "schema": {"type": "string"},
+                                      "example": "<!DOCTYPE html><html>…</html>"}}}},
         }},
     }

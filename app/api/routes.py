@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from app.adapters.db.store import IdempotencyConflict, ReportStore
 from app.adapters.media.audio_conversion import UnsupportedAudio
 from app.api.auth import OPEN_TENANT, TENANT
-from app.api.docs_page import docs_page
+from app.api.docs_page import add_docs_routes
 from app.api.envelope import ApiError, not_found, ok, read_json
 from app.api.models import LIMIT_ERROR_NAMES, PlayRequest
 from app.api.openapi import openapi_document
@@ -89,9 +89,9 @@ async def submit_play(request: web.Request) -> web.Response:
         raise validation_error(error) from error
     tenant = request[TENANT]
     missing = play.missing_variables()
-    if missing:
+    if missing:  # well-formed, but these recipients cannot be spoken to: 422, like bad media
         details = [{"field": field, "message": message} for field, message in missing]
-        raise ApiError(400, "invalid_request", "; ".join(
+        raise ApiError(422, "missing_variables", "; ".join(
             f"{field}: {message}" for field, message in missing[:5]), details)
     await _check_uploads(request, play, tenant)
     _check_reachable(request, play)
@@ -196,8 +196,8 @@ async def upload_media(request: web.Request) -> web.Response:
         data.extend(chunk)
         if len(data) > limit:
             raise ApiError(413, "body_too_large", f"media must be at most {limit} bytes")
-    if not data:
-        raise ApiError(400, "invalid_request", "body: the upload is empty")
+    if not data:  # like any other body that is not audio: the schema cannot say "audio"
+        raise ApiError(422, "media_unusable", "body: the upload is empty")
     content_hash = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
     try:
         media = await request.app[LIBRARY].store_converted(content_hash, bytes(data))
@@ -222,15 +222,13 @@ async def cancel(request: web.Request) -> web.Response:
 async def _build_openapi(app: web.Application) -> None:
     limits = app[LIMITS]
     app[OPENAPI] = openapi_document(max_recipients=limits["max_recipients"],
-                                    max_playlist_items=limits["max_playlist"])
+                                    max_text_chars=limits["max_text_chars"],
+                                    max_playlist_items=limits["max_playlist"],
+                                    phone_numbers=bool(app[TRUNK_HOST]))
 
 
 async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(request.app[OPENAPI])
-
-
-async def docs(request: web.Request) -> web.Response:
-    return web.Response(text=docs_page(request.app[OPENAPI]), content_type="text/html")
 
 
 async def monitor(request: web.Request) -> web.Response:
@@ -245,8 +243,10 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/monitor", monitor)
     app.on_startup.append(_build_openapi)
     app.router.add_get("/openapi.json", openapi_json)
-    app.router.add_get("/docs", docs)
-    app.router.add_delete("/voice/call/{request_id}", cancel)
+    add_docs_routes(app)
+    # Only id-shaped segments, so /voice/call/play is not also the cancel resource (its Allow
+    # header would then name DELETE).
+    app.router.add_delete("/voice/call/{request_id:[0-9A-Fa-f-]{32,36}}", cancel)
     app.router.add_post("/media", upload_media)
     app.router.add_post("/voice/call/play", submit_play)
     app.router.add_get("/voice/call/status/{id}", call_or_request_status)

@@ -9,24 +9,47 @@ Commas, ampersands, parentheses, quotes, whitespace, control characters and CR/L
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 
 MAX_TARGET_LENGTH = 256
 
-_SIP_URI = re.compile(
-    r"(?P<scheme>sips?):"
-    r"(?:(?P<user>[A-Za-z0-9_.!~*+\-]{1,64})@)?"
-    r"(?P<host>\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9](?:[A-Za-z0-9\-.]{0,251}[A-Za-z0-9])?)"
-    r"(?::(?P<port>[0-9]{1,5}))?"
-    r"(?:;transport=(?P<transport>udp|tcp|tls))?",
-)
-_CALLER_ID = re.compile(r"[A-Za-z0-9_.+\-]{1,64}")
+# The grammar as regular expressions only (no lookarounds), so the same text is both the
+# service's check and the OpenAPI document's `pattern`: what the schema allows, the service
+# accepts, and nothing else.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_H16 = r"[0-9A-Fa-f]{1,4}"
+_LS32 = rf"(?:{_H16}:{_H16}|{IPV4})"
+IPV6 = "(?:" + "|".join((  # RFC 3986's IPv6address, branch by branch
+    rf"(?:{_H16}:){{6}}{_LS32}",
+    rf"::(?:{_H16}:){{5}}{_LS32}",
+    rf"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
+    rf"(?:(?:{_H16}:){{0,1}}{_H16})?::(?:{_H16}:){{3}}{_LS32}",
+    rf"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
+    rf"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+    rf"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
+    rf"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
+    rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
+)) + ")"
+# RFC 3261's (and RFC 2396's) hostname: dot-separated labels, the last one starting with a
+# letter, so a name of digits and dots can only be an IPv4 address.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_TOP_LABEL = r"[A-Za-z](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST_NAME = rf"(?:{_LABEL}\.)*{_TOP_LABEL}"
+HOST = rf"(?:{IPV4}|\[{IPV6}\]|{_HOST_NAME})"
+PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+_SIP_USER = r"[A-Za-z0-9_.!~*+\-]{1,64}"
+SIP_URI = rf"sips?:(?:{_SIP_USER}@)?{HOST}(?::{PORT})?(?:;transport=(?:udp|tcp|tls))?"
+E164 = r"(?:tel:)?\+[1-9][0-9]{6,14}"
+TARGET_PATTERN = rf"^(?:{SIP_URI}|{E164})$"
+SIP_TARGET_PATTERN = rf"^{SIP_URI}$"  # what is accepted where no trunk takes phone numbers
+CALLER_ID_PATTERN = r"^[A-Za-z0-9_.+\-]{1,64}$"
+
+_SIP_URI = re.compile(SIP_URI)
+_CALLER_ID = re.compile(CALLER_ID_PATTERN)
 _E164 = re.compile(r"(?:tel:)?(\+[1-9][0-9]{6,14})")
-_TRUNK_HOST = re.compile(
-    r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9](?:[A-Za-z0-9\-.]{0,251}[A-Za-z0-9])?)"
-    r"(?::[0-9]{1,5})?")
+_TRUNK_HOST = re.compile(rf"{HOST}(?::{PORT})?")
 
 
 PROTOCOLS = ("udp", "tcp", "tls")
@@ -95,25 +118,12 @@ def normalise_sip_uri(text: str) -> str:
     """The URI itself if it is an acceptable SIP target, else raise InvalidDialTarget."""
     if len(text) > MAX_TARGET_LENGTH:
         raise InvalidDialTarget(f"must be at most {MAX_TARGET_LENGTH} characters")
-    match = _SIP_URI.fullmatch(text)
-    if match is None:
+    if _SIP_URI.fullmatch(text) is None:
         raise InvalidDialTarget(
             "must be a SIP URI like sip:alice@192.0.2.10:5060 (letters, digits and _.!~*+- "
-            "in the user part; no spaces, quotes, commas or other punctuation) or an E.164 "
-            "number like +15551234567 or tel:+15551234567")
-    host = match["host"]
-    if host.startswith("["):
-        try:
-            ipaddress.IPv6Address(host[1:-1])
-        except ValueError as error:
-            raise InvalidDialTarget("has an invalid IPv6 address") from error
-    elif re.fullmatch(r"[0-9.]+", host):
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError as error:
-            raise InvalidDialTarget("has an invalid IPv4 address") from error
-    if match["port"] is not None and not 1 <= int(match["port"]) <= 65535:
-        raise InvalidDialTarget("has a port outside 1-65535")
+            "in the user part; a host name, IPv4 or [IPv6] address; a port 1-65535; no "
+            "spaces, quotes, commas or other punctuation) or an E.164 number like "
+            "+15551234567 or tel:+15551234567")
     return text
 
 

@@ -13,6 +13,14 @@ from collections.abc import Mapping
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
+# A whole acceptable text as one pattern, for the OpenAPI document: no control character but
+# tab and newline, braces only as `{{`, `}}` or `{identifier}`, and something to say (leading
+# white space, then a visible character or a placeholder).
+_PIECE = r"\{\{|\}\}|\{[A-Za-z_][A-Za-z0-9_]{0,63}\}"
+TEXT_PATTERN = (r"^[^\S\x0b-\x0d\x1c-\x1f]*"
+                rf"(?:[^{{}}\s\x00-\x08\x0b-\x1f\x7f]|{_PIECE})"
+                rf"(?:[^{{}}\x00-\x08\x0b-\x1f\x7f]|{_PIECE})*$")
+
 
 class TemplateError(ValueError):
     """The text has a malformed placeholder, or a variable it needs is missing."""

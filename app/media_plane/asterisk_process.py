@@ -62,6 +62,11 @@ def asterisk_command(layout: AsteriskLayout) -> list[str]:
     return [*_asterisk_prefix(layout), "-f", "-n", "-C", layout.inside(layout.config_file)]
 
 
+def asterisk_console_command(layout: AsteriskLayout) -> list[str]:
+    """The command that opens an interactive CLI (`asterisk -r`) on the running instance."""
+    return [*_asterisk_prefix(layout), "-C", layout.inside(layout.config_file), "-r"]
+
+
 def asterisk_cli_command(layout: AsteriskLayout, cli: str) -> list[str]:
     """The command that runs one CLI command (`asterisk -rx`) against the running instance."""
     return [*_asterisk_prefix(layout), "-C", layout.inside(layout.config_file), "-rx", cli]

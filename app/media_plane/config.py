@@ -53,6 +53,7 @@ class AsteriskConfigValues:
     ami_user: str
     ami_password: str
     sip_endpoint: str
+    module_dir: str  # Asterisk's modules folder as Asterisk sees it (layout.find_module_dir)
     sip_address: str = "127.0.0.1"
     sip_address6: str = ""  # IPv6 transports and endpoints only when set
     sip_tls_port: int = 5061
@@ -95,6 +96,9 @@ def _check_port(values: AsteriskConfigValues, field: str) -> int:
 
 def validate_config_values(values: AsteriskConfigValues) -> None:
     """Raise ConfigValueError for the first value that is unsafe to put in a config file."""
+    module_dir = _check_string(values, "module_dir", _PATH)
+    if posixpath.normpath(module_dir) != module_dir:
+        raise ConfigValueError("module_dir", "must be a normalised absolute folder")
     instance_dir = _check_string(values, "instance_dir", _PATH)
     if posixpath.normpath(instance_dir) != instance_dir or instance_dir == "/":
         raise ConfigValueError("instance_dir", "must be a normalised folder below /")

@@ -101,3 +101,27 @@ def default_instance_dir(root: Path, name: str) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
         raise ValueError("instance name must be 1-64 of A-Z a-z 0-9 _ -")
     return root / "srv/voxcast" / name
+
+
+# Where Debian-style systems keep Asterisk's modules: the multiarch folder
+# (/usr/lib/x86_64-linux-gnu/..., /usr/lib/aarch64-linux-gnu/...) or a plain lib folder.
+_MODULE_DIR_PATTERNS = ("usr/lib/*/asterisk/modules", "usr/lib/asterisk/modules",
+                        "usr/lib64/asterisk/modules")
+
+
+class NoAsteriskModules(RuntimeError):
+    """The root has no Asterisk modules folder: Asterisk is not installed there."""
+
+
+def find_module_dir(root: Path) -> str:
+    """Asterisk's modules folder inside `root`, as Asterisk sees it (found, not assumed, so the
+    same templates serve x86-64, ARM and the container)."""
+    for pattern in _MODULE_DIR_PATTERNS:
+        found = sorted(folder for folder in Path(root).glob(pattern)
+                       if (folder / "chan_pjsip.so").is_file())
+        if found:
+            return path_inside_root(Path(root), found[0])
+    raise NoAsteriskModules(
+        f"no Asterisk modules folder (with chan_pjsip.so) under {root}/usr/lib: is Asterisk "
+        "installed in VOXCAST_ASTERISK_ROOT? (asterisk/provision.sh prints a root that has it)")
+

@@ -296,6 +296,13 @@ class CallSession:
                     result=final.result, sip_code=final.sip_code,
                     ended_at=final.disconnect_time or _now())
                 await self._store.save_final(self.call.call_id, final, retry_at)
+                answered_for = (final.disconnect_time - final.connect_time
+                                if final.connect_time and final.disconnect_time else None)
+                seconds = round(answered_for.total_seconds()) if answered_for else 0
+                # Ids and outcome only: the target and the variables are the tenant's data.
+                log.info("call %s of request %s ended: %s, SIP %s %s, %d s", self.call.call_id,
+                         self.call.broadcast_id, final.result, final.sip_code or "-",
+                         final.sip_text or "", seconds)
 
     async def _hangup_quietly(self) -> bool:
         """Hang up; False when the channel was already gone."""

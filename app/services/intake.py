@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from typing import Any
 
 from app.adapters.db.store import NewBroadcast, NewCall, ReportStore
 from app.services.playlist_media import PlaylistMedia
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,5 +75,9 @@ class Intake:
             earlier = await self._store.broadcast(stored_id, tenant)
             assert earlier is not None  # noqa: S101 - the key row points at it
             return Accepted(earlier.id, earlier.report_id)
+        # Counts only: targets, texts and variables are the tenant's data, not the log's.
+        log.info("broadcast %s accepted for tenant %s: %d recipients, %d playlist items%s",
+                 broadcast.id, tenant, len(recipients), len(playlist),
+                 ", with retries" if retry else "")
         self._on_accepted()
         return Accepted(broadcast.id, broadcast.report_id)

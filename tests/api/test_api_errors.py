@@ -99,7 +99,7 @@ async def test_missing_variables_are_refused_naming_recipient_and_item(client):
             "from": "me", "playlist": [{"pause": 1}, {"say": "Hello {name}"}]}
     response = await client.post("/voice/call/play", json=body)
     answer = await response.json()
-    assert response.status == 400
+    assert response.status == 422 and answer["error"] == "missing_variables"
     assert answer["details"] == [{"field": "recipients[1].variables",
                                   "message": "misses 'name', used by playlist[1].say"}]
     assert await _calls_stored(client) == 0

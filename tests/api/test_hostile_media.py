@@ -90,9 +90,9 @@ async def test_hostile_media_from_a_server(client, media_server, path, status, w
     ("http://169.254.10.10/x.wav", 422, "link-local"),
     ("http://169.254.169.254/latest/meta-data/", 422, "cloud metadata"),
     ("http://[::ffff:169.254.169.254]/x.wav", 422, "cloud metadata"),
-    ("ftp://127.0.0.1/x.wav", 400, "'http' or 'https'"),
-    ("file:///etc/passwd", 400, "'http' or 'https'"),
-    ("gopher://127.0.0.1:70/x", 400, "'http' or 'https'"),
+    ("ftp://127.0.0.1/x.wav", 400, "http or https URL"),
+    ("file:///etc/passwd", 400, "http or https URL"),
+    ("gopher://127.0.0.1:70/x", 400, "http or https URL"),
 ])
 async def test_hostile_urls(client, url, status, words):
     await _refused(client, url, status, words)

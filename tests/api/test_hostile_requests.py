@@ -139,7 +139,7 @@ CASES = [
      "unsupported_media_type", "application/json"),
     ("bad idempotency key", "POST", "/voice/call/play", body(), JSON, 400, "invalid_request",
      "Idempotency-Key"),
-    ("media upload empty", "POST", "/media", b"", "audio/wav", 400, "invalid_request", "empty"),
+    ("media upload empty", "POST", "/media", b"", "audio/wav", 422, "media_unusable", "empty"),
     ("media upload not audio", "POST", "/media", b"MZ\x90\x00" * 100, "audio/wav", 422,
      "media_unusable", "audio"),
     ("status of a non-id", "GET", "/voice/call/status/%2e%2e%2fetc", b"", JSON, 404,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import html
 import json
 import re
 import uuid
@@ -17,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 from app.adapters.db.tables import BroadcastRow, CallRow
-from app.api.docs_page import METHODS, docs_page
+from app.api.docs_page import ASSETS, CONTENT_SECURITY_POLICY, PAGE, START_SCRIPT
 from app.api.models import PlayRequest
 from app.api.openapi import openapi_document
 from app.api.records import call_record
@@ -28,11 +26,18 @@ from tests.conftest import free_port
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SCHEMA_REF = "#/components/schemas/"
+METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+def _document(**changes: Any) -> dict[str, Any]:
+    limits = {"max_recipients": 7, "max_playlist_items": 3, "max_text_chars": 2000,
+              "phone_numbers": True, **changes}
+    return openapi_document(**limits)
 
 
 @pytest.fixture
 def document() -> dict[str, Any]:
-    return openapi_document(max_recipients=7, max_playlist_items=3)
+    return _document()
 
 
 def _founding_example() -> dict[str, Any]:
@@ -106,7 +111,7 @@ def test_list_limits_come_from_the_arguments(document):
     arrays = [branch for branch in play["recipients"]["anyOf"] if branch.get("type") == "array"]
     assert [branch["maxItems"] for branch in arrays] == [7]
     assert play["playlist"]["maxItems"] == 3
-    other = openapi_document(max_recipients=100_000, max_playlist_items=20)
+    other = _document(max_recipients=100_000, max_playlist_items=20)
     assert other["components"]["schemas"]["PlayRequest"]["properties"]["playlist"][
         "maxItems"] == 20
 
@@ -178,8 +183,8 @@ def test_operations_security_and_statuses(document):
     status = operations[("/voice/call/status/{id}", "get")]["responses"]["200"]
     assert status["content"]["application/json"]["schema"] == {"oneOf": [
         {"$ref": SCHEMA_REF + "RequestStatus"}, {"$ref": SCHEMA_REF + "CallStatus"}]}
-    assert operations[("/docs", "get")]["responses"]["200"]["content"] == {
-        "text/html": {"schema": {"type": "string"}}}
+    docs = operations[("/docs", "get")]["responses"]["200"]["content"]
+    assert list(docs) == ["text/html"] and docs["text/html"]["schema"] == {"type": "string"}
 
 
 def test_the_envelope_examples_of_the_readme_match_the_response_schemas(document):
@@ -193,30 +198,80 @@ def test_the_envelope_examples_of_the_readme_match_the_response_schemas(document
     assert not _validator(document, "Accepted").is_valid({**accepted, "code": 1})
 
 
-def test_the_docs_page_lists_every_operation_and_links_nowhere_else(document):
-    page = docs_page(document)
+def _examples(media: dict[str, Any]) -> list[Any]:
+    named = [example["value"] for example in media.get("examples", {}).values()]
+    return [media["example"], *named] if "example" in media else named
+
+
+def test_every_operation_has_an_example_answer_that_fits_its_schema(document):
     for path, method, operation in _operations(document):
-        assert method.upper() in page and path in page
-        assert html.escape(operation["summary"]) in page
+        for status, response in operation["responses"].items():
+            for media_type, media in response.get("content", {}).items():
+                found = _examples(media)
+                assert found, f"{method} {path} {status} {media_type} has no example"
+                if media_type != "application/json":
+                    continue
+                validator = jsonschema.Draft202012Validator({**document, **media["schema"]})
+                for example in found:
+                    errors = [error.message for error in validator.iter_errors(example)]
+                    assert errors == [], f"{method} {path} {status}: {errors}"
+                    if status.startswith(("4", "5")):
+                        assert example["status"] == int(status)
+
+
+def test_every_request_example_is_what_the_service_accepts(document):
+    validator = _validator(document, "PlayRequest")
+    body = document["paths"]["/voice/call/play"]["post"]["requestBody"]["content"]
+    examples = _examples(body["application/json"])
+    assert len(examples) >= 2
+    for example in examples:
+        assert list(validator.iter_errors(example)) == []
+        PlayRequest.model_validate(example)
+    for _path, _method, operation in _operations(document):
         for parameter in operation.get("parameters", []):
-            assert parameter["name"] in page
-    assert "PlayRequest" in page and "&quot;from&quot;" in page  # the request body schema
-    assert re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", page, re.I) is None
-    assert not re.search(r"<script|<link|@import|url\(", page, re.I)
+            assert "example" in parameter, parameter["name"]
 
 
-def test_the_docs_page_escapes_every_value(document):
-    hostile = copy.deepcopy(document)
-    evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
-    hostile["info"]["title"] = evil
-    operation = hostile["paths"]["/health"]["get"]
-    operation["summary"] = evil
-    operation["description"] = evil
-    operation["responses"]["200"]["description"] = evil
-    hostile["components"]["schemas"]['"><svg onload=alert(1)>'] = {"description": evil}
-    page = docs_page(hostile)
-    assert "<script" not in page and "<img" not in page and "<svg" not in page
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+@pytest.mark.parametrize(("body", "valid"), [
+    ({"to": "sip:a@192.0.2.1", "from": "me", "playlist": [{"pause": 1}]}, True),
+    ({"recipients": [{"to": "sip:a@192.0.2.1"}], "from": "me", "playlist": [{"pause": 1}]},
+     True),
+    ({"from": "me", "playlist": [{"pause": 1}]}, False),  # neither form
+    ({"recipients": [], "from": "me", "playlist": [{"pause": 1}]}, False),
+    ({"recipients": None, "to": None, "from": "me", "playlist": [{"pause": 1}]}, False),
+    ({"to": "sip:a@192.0.2.1", "from": "", "playlist": [{"pause": 1}]}, False),
+    ({"to": "sip:a@192.0.2.1", "from": "me", "playlist": [{"play": ""}]}, False),
+    ({"to": "sip:a@192.0.2.1", "from": "me", "playlist": [{"say": " "}]}, False),
+    ({"to": "sip:a@192.0.2.1", "from": "me", "playlist": [{"say": "hi {"}]}, False),
+    ({"to": "sip:a@192.0.2.1", "from": "me", "variables": {"bad name": "x"},
+      "playlist": [{"pause": 1}]}, False),
+    ({"to": "sip:a@999.0.2.1", "from": "me", "playlist": [{"pause": 1}]}, False),
+])
+def test_the_schema_is_as_strict_as_the_service(document, body, valid):
+    schema_says = _validator(document, "PlayRequest").is_valid(body)
+    try:
+        PlayRequest.model_validate(body)
+        service_says = True
+    except ValueError:
+        service_says = False
+    assert schema_says is service_says is valid
+
+
+def test_phone_numbers_are_in_the_schema_only_with_a_trunk():
+    body = {"to": "+15551234567", "from": "me", "playlist": [{"pause": 1}]}
+    assert _validator(_document(phone_numbers=True), "PlayRequest").is_valid(body)
+    assert not _validator(_document(phone_numbers=False), "PlayRequest").is_valid(body)
+
+
+def test_the_docs_page_loads_only_its_own_files():
+    sources = re.findall(r'(?:src|href)="([^"]+)"', PAGE)
+    assert sources and all(source.startswith("/docs/assets/") for source in sources)
+    assert "<script>" not in PAGE and "style=" not in PAGE  # nothing inline: CSP 'self' holds
+    assert "//" not in START_SCRIPT.replace("http://", "").replace("https://", "")
+    assert "http" not in START_SCRIPT and '"/openapi.json"' in START_SCRIPT
+    directives = dict(part.strip().split(" ", 1) for part in CONTENT_SECURITY_POLICY.split(";"))
+    assert directives["default-src"] == "'self'" and directives["script-src"] == "'self'"
+    assert "unsafe" not in CONTENT_SECURITY_POLICY
 
 
 @pytest.fixture
@@ -232,7 +287,31 @@ async def test_the_app_serves_the_document_and_the_page(client):
     response = await client.get("/openapi.json")
     assert response.status == 200 and response.content_type == "application/json"
     served = await response.json()
-    assert served == openapi_document(max_recipients=42, max_playlist_items=4)
+    assert served == _document(max_recipients=42, max_playlist_items=4, phone_numbers=False)
     page = await client.get("/docs")
     assert page.status == 200 and page.content_type == "text/html"
-    assert "/voice/call/play" in await page.text()
+    assert page.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert await page.text() == PAGE
+
+
+async def test_swagger_ui_comes_from_the_package_without_a_key(client):
+    for name, content_type in ASSETS.items():
+        response = await client.get(f"/docs/assets/{name}")
+        assert response.status == 200, name
+        assert response.content_type == content_type
+        assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+        assert len(await response.read()) > 100
+    bundle = await (await client.get("/docs/assets/swagger-ui-bundle.js")).text()
+    assert "SwaggerUIBundle" in bundle
+    script = await client.get("/docs/assets/start.js")
+    assert script.status == 200 and await script.text() == START_SCRIPT
+    for other in ("index.html", "swagger-initializer.js", "..%2F..%2Fcore.py", "LICENSE"):
+        assert (await client.get(f"/docs/assets/{other}")).status in (401, 404), other
+
+
+async def test_a_405_names_the_allowed_methods(client):
+    response = await client.request("TRACE", "/voice/call/play")
+    assert response.status == 405 and response.headers["Allow"] == "POST"
+    response = await client.request("PUT", "/docs")
+    assert response.status == 405 and set(response.headers["Allow"].split(", ")) == {
+        "GET", "HEAD"}

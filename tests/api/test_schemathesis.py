@@ -1,68 +1,59 @@
-"""Schemathesis against the real app on 127.0.0.1: no 5xx, and answers match /openapi.json.
+"""`schemathesis run` with every check against the real app on 127.0.0.1: it must find nothing.
 
-The app runs on this test's event loop (AppRunner/TCPSite); Schemathesis's Python API is
-synchronous (requests), so it runs in a worker thread while the loop serves it. ARI points at a
-closed port: nothing is ever dialled. Generated `play` URLs are pointed at 127.0.0.1 (which the
-address policy refuses), so no request leaves the machine.
+The app runs on this test's event loop (AppRunner/TCPSite); the Schemathesis command line runs
+as a child process with tests/api/schemathesis.toml (every check enabled) and
+tests/api/schemathesis_hooks.py (every generated media URL pointed at 127.0.0.1:9). Its phases
+are examples (the document's own), coverage (boundaries, every undeclared method), fuzzing and
+stateful (following the document's links: play, then status, report and cancel). ARI points at
+a closed port: nothing is ever dialled. Any name lookup the media fetcher attempts is recorded
+here and refused, so a hook that stopped working fails the test instead of reaching a resolver.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+import os
+import socket
+import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import hypothesis
 import pytest
-import requests
-import schemathesis
 from aiohttp import web
-from hypothesis import HealthCheck, Phase
-from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error, response_schema_conformance
+from aiohttp.abc import AbstractResolver, ResolveResult
+from schemathesis.checks import CHECKS, load_all_checks
 
-from app.api.models import PlayItem
-from app.domain.dial_target import normalise_sip_uri, validate_caller_id
+import app.adapters.media.fetcher as fetcher_module
 from app.main import create_app
 from app.settings import Secret, Settings
-from tests.conftest import free_port
+from tests.conftest import free_port, run_bounded
 
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 API_KEY = "fuzz-" + "k" * 32
-TIME_BUDGET = 150.0  # seconds of generation; the whole test stays under ~3 minutes
-MIN_REQUESTS = 1000
-EXAMPLES = {  # per operation and generation mode; operations without inputs yield one case
-    "POST /voice/call/play": 250,
-    "POST /media": 150,
-    "GET /voice/call/status/{id}": 150,
-    "GET /report/{report_id}": 150,
-    "DELETE /voice/call/{request_id}": 150,
-}
-# Cancel some accepted requests before asking for their status and report: they end (calls
-# `cancelled`), so reports come back ready, with records.
-_ORDER = ["POST /voice/call/play", "DELETE /voice/call/{request_id}",
-          "GET /voice/call/status/{id}", "GET /report/{report_id}"]
-CHECKS = [not_a_server_error, response_schema_conformance]
-# /ready answers a documented 503 here: ARI is down on purpose. Its body must still conform.
-CHECKS_FOR = {"GET /ready": [response_schema_conformance]}
+MAX_EXAMPLES = 150  # per operation and phase; about 2,000 cases in about two minutes here
+RUN_LIMIT_SECONDS = 420
+MIN_CASES = 1500
 
 
-@dataclass
-class Fuzz:
-    base_url: str
-    deadline: float
-    sent: Counter[str] = field(default_factory=Counter)
-    statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
-    failures: dict[tuple[str, int, str], str] = field(default_factory=dict)
-    request_ids: list[str] = field(default_factory=list)
-    report_ids: list[str] = field(default_factory=list)
-    call_ids: list[str] = field(default_factory=list)
-    turn: int = 0
+class RecordingResolver(AbstractResolver):
+    """Stands in for aiohttp's resolver: records every name asked for and resolves none."""
+
+    asked: list[str] = []
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        RecordingResolver.asked.append(host)
+        if host in ("127.0.0.1", "::1"):
+            return [{"hostname": host, "host": host, "port": port, "family": family,
+                     "proto": 0, "flags": socket.AI_NUMERICHOST}]
+        raise OSError(f"the test resolves no names ({host})")
+
+    async def close(self) -> None:
+        return None
 
 
 def _settings(tmp_path: Path) -> Settings:
@@ -73,173 +64,69 @@ def _settings(tmp_path: Path) -> Settings:
         max_recipients=20, max_playlist_items=5)
 
 
-async def test_schemathesis_finds_no_server_errors_or_schema_mismatches(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    runner = web.AppRunner(create_app(_settings(tmp_path)))
+async def test_schemathesis_with_every_check_finds_nothing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    RecordingResolver.asked = []
+    monkeypatch.setattr(fetcher_module, "DefaultResolver", RecordingResolver)
+    runner = web.AppRunner(create_app(_settings(tmp_path / "service")))
     await runner.setup()
     port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    reports = tmp_path / "reports"
     started = time.monotonic()
-    fuzz = Fuzz(base_url=f"http://127.0.0.1:{port}", deadline=started + TIME_BUDGET)
     try:
-        await asyncio.wait_for(asyncio.to_thread(_run, fuzz), TIME_BUDGET + 30)
+        exit_code, output = await _schemathesis(f"http://127.0.0.1:{port}/openapi.json", reports)
     finally:
         await runner.cleanup()
-    total = sum(fuzz.sent.values())
-    print(f"\nschemathesis: {total} generated requests in {time.monotonic() - started:.1f}s; "
-          f"per operation {dict(fuzz.sent)}; statuses {dict(sorted(fuzz.statuses.items()))}; "
-          f"learned {len(fuzz.request_ids)} request, {len(fuzz.report_ids)} report and "
-          f"{len(fuzz.call_ids)} call ids")
-    assert not fuzz.failures, "\n\n".join(fuzz.failures.values())
+    events = _events(reports)
+    cases, checks, statuses = _summary(events)
+    print(f"\nschemathesis: {cases} cases in {time.monotonic() - started:.0f} s; checks run "
+          f"{sorted(checks)}; statuses {dict(sorted(statuses.items()))}")
+    outside = sorted({host for host in RecordingResolver.asked
+                      if host not in ("127.0.0.1", "::1")})
+    assert outside == [], f"the media fetcher was asked to resolve {outside[:10]}"
+    assert exit_code == 0, output[-6000:]
+    load_all_checks()
+    assert checks == set(CHECKS.get_all_names()), "some check never ran"
+    assert cases >= MIN_CASES
     crashed = [record.getMessage() for record in caplog.records
                if record.levelno >= logging.CRITICAL]
     assert not crashed, f"background tasks crashed during the run: {crashed}"
-    assert total >= MIN_REQUESTS
 
 
-def _run(fuzz: Fuzz) -> None:
-    schema = schemathesis.openapi.from_url(f"{fuzz.base_url}/openapi.json", timeout=10)
-    with requests.Session() as session:
-        operations = sorted((result.ok() for result in schema.get_all_operations()),
-                            key=lambda operation: _ORDER.index(_label(operation))
-                            if _label(operation) in _ORDER else len(_ORDER))
-        for operation in operations:
-            label = _label(operation)
-            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                if mode is GenerationMode.NEGATIVE and label not in EXAMPLES:
-                    continue  # nothing to negate
-                _fuzz_operation(fuzz, session, operation, label, mode)
+async def _schemathesis(schema_url: str, reports: Path) -> tuple[int, str]:
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.api.schemathesis_hooks",
+           "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
+    command = [
+        sys.executable, "-c", "from schemathesis.cli import schemathesis; schemathesis()",
+        "--config-file", str(HERE / "schemathesis.toml"), "run", schema_url,
+        "--header", f"Authorization: Bearer {API_KEY}", "--seed", "1", "--workers", "1",
+        "--max-examples", str(MAX_EXAMPLES), "--request-timeout", "30",
+        "--report", "ndjson", "--report-dir", str(reports),
+    ]
+    code, stdout, stderr = await run_bounded(command, RUN_LIMIT_SECONDS, env, cwd=REPO)
+    return code, stdout + stderr
 
 
-def _label(operation: Any) -> str:
-    return f"{operation.method.upper()} {operation.path}"
+def _events(reports: Path) -> list[dict[str, Any]]:
+    files = sorted(reports.glob("*.ndjson"))
+    assert files, "schemathesis wrote no report"
+    return [json.loads(line) for line in files[-1].read_text(encoding="utf-8").splitlines()
+            if line.strip()]
 
 
-def _fuzz_operation(fuzz: Fuzz, session: requests.Session, operation: Any, label: str,
-                    mode: GenerationMode) -> None:
-    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-    @hypothesis.settings(max_examples=EXAMPLES.get(label, 1), deadline=None, database=None,
-                         derandomize=True, phases=[Phase.generate],
-                         suppress_health_check=list(HealthCheck))
-    def run(case: Any) -> None:
-        if time.monotonic() > fuzz.deadline:
-            return
-        fuzz.turn += 1
-        _steer(fuzz, case, label)
-        headers = {"Authorization": f"Bearer {API_KEY}"}
-        try:
-            response = case.call(base_url=fuzz.base_url, session=session, headers=headers,
-                                 timeout=30)
-        except requests.RequestException as error:
-            fuzz.failures[(label, 0, type(error).__name__)] = f"{label}: {error!r}"
-            return
-        fuzz.sent[label] += 1
-        fuzz.statuses[(label, response.status_code)] += 1
-        _learn(fuzz, label, response)
-        try:
-            case.validate_response(response, checks=CHECKS_FOR.get(label, CHECKS),
-                                   headers=headers)
-        except (AssertionError, BaseExceptionGroup) as failure:
-            key = (label, response.status_code, type(failure).__name__)
-            fuzz.failures.setdefault(key, _describe(case, response, failure))
-
-    run()
-
-
-def _steer(fuzz: Fuzz, case: Any, label: str) -> None:
-    """Keep every fetch on loopback, and send every other case a known id or valid targets."""
-    body = case.body
-    if label == "POST /voice/call/play" and isinstance(body, dict):
-        for item in _list(body.get("playlist")):
-            if isinstance(item, dict) and isinstance(item.get("play"), str):
-                item["play"] = _loopback(item["play"])
-        if fuzz.turn % 2 == 0:
-            _plausible(body)
-    parameters = case.path_parameters or {}
-    if fuzz.turn % 2 == 0:
-        for name, pool in (("id", fuzz.request_ids + fuzz.call_ids),
-                           ("request_id", fuzz.request_ids), ("report_id", fuzz.report_ids)):
-            if name in parameters and pool:
-                parameters[name] = pool[fuzz.turn % len(pool)]
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _loopback(url: str) -> str:
-    if url.startswith("media:"):
-        return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.scheme.lower() in ("http", "https") and parts.netloc:
-        return parts._replace(netloc="127.0.0.1:9").geturl()
-    return url
-
-
-def _plausible(body: dict[str, Any]) -> None:
-    """Valid targets, caller and URLs, so more cases get past validation into the service."""
-    def fixed(value: Any, check: Any, good: str) -> Any:
-        try:
-            check(value)
-        except (TypeError, ValueError):
-            return good
-        return value
-
-    if not _list(body.get("recipients")) or "to" in body:
-        body.pop("recipients", None)
-    if "recipients" not in body:
-        body["to"] = fixed(body.get("to"), normalise_sip_uri, "sip:alice@127.0.0.1:5070")
-    body["from"] = fixed(body.get("from"), validate_caller_id, "fuzz")
-    for recipient in _list(body.get("recipients")):
-        if isinstance(recipient, dict):
-            recipient["to"] = fixed(recipient.get("to"), normalise_sip_uri, "sip:bob@127.0.0.1")
-    playlist = _list(body.get("playlist"))
-    for index, item in enumerate(playlist):
-        if isinstance(item, dict) and "play" in item:
-            item["play"] = fixed(item["play"], _play_source, "http://127.0.0.1:9/fuzz.wav")
-            if item["play"].startswith("http"):  # refused on loopback (422): let these through
-                playlist[index] = {"pause": 0.5}
-    # JSON Schema counts 3.0 as an integer; the strict models do not (see the report).
-    for holder in [*playlist, body.get("retry")]:
-        if isinstance(holder, dict):
-            for key in ("loop", "attempts", "delay"):
-                value = holder.get(key)
-                if isinstance(value, float) and value.is_integer():
-                    holder[key] = int(value)
-
-
-def _play_source(value: Any) -> None:
-    PlayItem.model_validate({"play": value})
-
-
-def _learn(fuzz: Fuzz, label: str, response: requests.Response) -> None:
-    if response.status_code != 200:
-        return
-    try:
-        answer = response.json()
-    except ValueError:
-        return
-    if not isinstance(answer, dict):
-        return
-    if label == "POST /voice/call/play" and len(fuzz.request_ids) < 50:
-        fuzz.request_ids.append(str(answer.get("request_id")))
-    report = answer.get("report")
-    if isinstance(report, dict) and report.get("id") not in fuzz.report_ids:
-        fuzz.report_ids.append(str(report.get("id")))
-    for record in _list(answer.get("records")):
-        if isinstance(record, dict) and record.get("id") not in fuzz.call_ids:
-            fuzz.call_ids.append(str(record.get("id")))
-
-
-def _describe(case: Any, response: requests.Response, failure: BaseException) -> str:
-    sent = response.request
-    body = sent.body if isinstance(sent.body, bytes | str | None) else repr(sent.body)
-    if isinstance(body, bytes):
-        body = body[:600].decode("utf-8", "backslashreplace")
-    headers = {name: value for name, value in sent.headers.items() if name != "Authorization"}
-    return (f"{sent.method} {sent.url}\nheaders: {json.dumps(headers)}\nbody: {body!s:.600}\n"
-            f"-> {response.status_code} {response.text[:800]}\nfailure: {failure!s:.1500}")
+def _summary(events: list[dict[str, Any]]) -> tuple[int, set[str], Counter[str]]:
+    """Cases sent, names of the checks that ran, and answers by operation and status."""
+    cases: set[str] = set()
+    checks: set[str] = set()
+    statuses: Counter[str] = Counter()
+    for event in events:
+        recorder = (event.get("ScenarioFinished") or {}).get("recorder") or {}
+        cases.update(recorder.get("cases") or {})
+        for checks_of_case in (recorder.get("checks") or {}).values():
+            checks.update(check["name"] for check in checks_of_case)
+        for interaction in (recorder.get("interactions") or {}).values():
+            status = (interaction.get("response") or {}).get("status_code")
+            statuses[f"{recorder.get('label')} {status}"] += 1
+    return len(cases), checks, statuses

@@ -32,6 +32,7 @@ def good_values(**changes: Any) -> AsteriskConfigValues:
         ami_user="voxmon",
         ami_password=PASSWORD.upper(),
         sip_endpoint="voxcast-out",
+        module_dir="/usr/lib/aarch64-linux-gnu/asterisk/modules",
     )
     return dataclasses.replace(values, **changes)
 

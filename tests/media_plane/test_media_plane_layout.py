@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 
 from app.media_plane.asterisk_process import asterisk_cli_command, asterisk_command
-from app.media_plane.layout import AsteriskLayout, default_instance_dir
+from app.media_plane.layout import (
+    AsteriskLayout,
+    NoAsteriskModules,
+    default_instance_dir,
+    find_module_dir,
+)
 from app.media_plane.sipp import SippFarEnd
+from tests.e2e.conftest import _asterisk_root
 
 CHROOT = Path("/cache/sid-root")
 
@@ -91,3 +97,24 @@ def test_received_invites_counts_distinct_complete_lines(tmp_path: Path) -> None
     assert far_end.received_invites() == 0
     far_end.invite_log.write_text("INVITE a@x\nINVITE b@x\nINVITE a@x\nINVITE c@")
     assert far_end.received_invites() == 2
+
+
+def test_the_modules_folder_is_found_for_any_architecture(tmp_path):
+    for folder in ("usr/lib/aarch64-linux-gnu/asterisk/modules", "usr/lib/asterisk/modules"):
+        root = tmp_path / folder.split("/")[2]
+        (root / folder).mkdir(parents=True)
+        (root / folder / "chan_pjsip.so").touch()
+        assert find_module_dir(root) == "/" + folder
+
+
+def test_a_root_without_asterisk_says_so(tmp_path):
+    (tmp_path / "usr/lib/x86_64-linux-gnu/asterisk/modules").mkdir(parents=True)  # empty
+    with pytest.raises(NoAsteriskModules, match="is Asterisk installed in VOXCAST_ASTERISK_ROOT"):
+        find_module_dir(tmp_path)
+
+
+@pytest.mark.e2e
+def test_the_provisioned_root_has_its_modules_found():
+    root = _asterisk_root()
+    found = find_module_dir(root)
+    assert (root / found.lstrip("/") / "res_ari.so").is_file()

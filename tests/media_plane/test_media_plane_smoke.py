@@ -18,7 +18,7 @@ import pytest
 from app.adapters.ari.client import AriCredentials
 from app.media_plane.asterisk_process import AsteriskProcess
 from app.media_plane.config import AsteriskConfigValues, render_asterisk_config
-from app.media_plane.layout import AsteriskLayout, default_instance_dir
+from app.media_plane.layout import AsteriskLayout, default_instance_dir, find_module_dir
 from app.media_plane.sipp import SippFarEnd
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,6 +89,7 @@ async def test_asterisk_reports_a_486_from_a_sipp_far_end() -> None:
         ami_user="smokemon",
         ami_password=secrets.token_urlsafe(24),
         sip_endpoint="voxcast",
+        module_dir=find_module_dir(root),
     )
     base = f"http://127.0.0.1:{http_port}"
     asterisk = AsteriskProcess(layout)

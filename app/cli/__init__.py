@@ -1,0 +1,1 @@
+"""`voxcast`: the command line people use against a running Voxcast API."""
