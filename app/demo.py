@@ -26,7 +26,7 @@ from app.cli.client import api_client
 from app.cli.config import ClientConfig
 from app.cli.display import follow_progress, outcome_summary, outcome_table
 from app.media_plane.sipp import SippFarEnd
-from app.runtime import layout_of, running_asterisk, serving
+from app.runtime import layout_of, serving, supervised_asterisk
 from app.settings import Settings
 
 FAR_ENDS = (("answer", "alice"), ("reject_486", "busy-bob"), ("reject_404", "nobody"),
@@ -71,7 +71,7 @@ def demo_settings(settings: Settings) -> Settings:
         # A fresh runtime folder each time: the demo's report is about this run only.
         instance_name="demo", runtime_dir=Path(tempfile.mkdtemp(prefix="voxcast-demo-")),
         port=free_port(), ari_url=f"http://127.0.0.1:{free_port()}",
-        sip_port=free_port(socket.SOCK_DGRAM), ami_port=free_port(),
+        sip_port=free_port(socket.SOCK_DGRAM), sip_tls_port=free_port(), ami_port=free_port(),
         rtp_start=12000, rtp_end=12199, ring_timeout=8, calls_per_second=5,
         media_allow_loopback=True)  # the demo serves its WAV on 127.0.0.1
 
@@ -82,7 +82,8 @@ async def run_demo(base: Settings) -> int:
     far_ends: list[SippFarEnd] = []
     try:
         with quiet_logs():
-            async with running_asterisk(settings), serving(settings):
+            async with supervised_asterisk(settings) as media_server, \
+                    serving(settings, media_server):
                 body = {"recipients": await _start_far_ends(settings, far_ends),
                         "from": "voxcast-demo", "playlist": [{"play": wav_url}]}
                 return await _submit_and_report(f"http://{settings.host}:{settings.port}",

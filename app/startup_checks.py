@@ -45,8 +45,13 @@ def media_plane_ports(settings: Settings) -> list[Port]:
              settings.ari_http_port),
         Port("VOXCAST_AMI_PORT", "Asterisk's AMI port", socket.SOCK_STREAM, "127.0.0.1",
              settings.ami_port),
-        Port("VOXCAST_SIP_PORT", "Asterisk's SIP port", socket.SOCK_DGRAM, settings.sip_address,
-             settings.sip_port),
+        *(Port(setting, what, kind, host, number)
+          for host in filter(None, (settings.sip_address, settings.sip_address6))
+          for setting, what, kind, number in (
+              ("VOXCAST_SIP_PORT", "Asterisk's SIP port", socket.SOCK_DGRAM, settings.sip_port),
+              ("VOXCAST_SIP_PORT", "Asterisk's SIP port", socket.SOCK_STREAM, settings.sip_port),
+              ("VOXCAST_SIP_TLS_PORT", "Asterisk's SIP TLS port", socket.SOCK_STREAM,
+               settings.sip_tls_port))),
     ]
 
 
@@ -77,8 +82,10 @@ def check_ports_free(ports: list[Port]) -> None:
 _BIND_FAILURES = {
     re.compile(r"Unable to bind http server"): "VOXCAST_ARI_URL",
     re.compile(r"Unable to bind AMI server"): "VOXCAST_AMI_PORT",
-    re.compile(r"Transport '[^']*' could not be started: Address already in use"):
+    re.compile(r"Transport 'voxcast-(udp|tcp)6?' could not be started: Address already in use"):
         "VOXCAST_SIP_PORT",
+    re.compile(r"Transport 'voxcast-tls6?' could not be started: Address already in use"):
+        "VOXCAST_SIP_TLS_PORT",
 }
 
 

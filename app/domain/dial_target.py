@@ -81,11 +81,12 @@ def endpoint_name(base: str, route: SipRoute) -> str:
 def route_of(uri: str) -> SipRoute:
     """The route of a SIP URI (as `dial_uri` gives it): `sips:` is TLS; host names go over
     IPv4 (A records: over UDP, PJSIP would not fall back from an AAAA answer)."""
-    match = _SIP_URI.fullmatch(uri)
-    if match is None:
+    if _SIP_URI.fullmatch(uri) is None:
         raise InvalidDialTarget("not a SIP URI")
-    protocol = "tls" if match["scheme"] == "sips" else (match["transport"] or "udp")
-    return SipRoute(protocol, ipv6=match["host"].startswith("["))
+    scheme, _, rest = uri.partition(":")
+    address, _, transport = rest.partition(";transport=")
+    protocol = "tls" if scheme == "sips" else (transport or "udp")
+    return SipRoute(protocol, ipv6=address.rpartition("@")[2].startswith("["))
 
 
 def is_phone_number(text: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +43,9 @@ class AsteriskSupervisor:
         self.last_exit: str | None = None
         self._stopping = False
 
-    async def start(self) -> None:
-        """Adopt this instance's running Asterisk when it is healthy, else start a new one."""
+    async def start(self, before_new_start: Callable[[], None] = lambda: None) -> None:
+        """Adopt this instance's running Asterisk when it is healthy, else start a new one
+        (`before_new_start` runs first: it may refuse, e.g. when a port is taken)."""
         self.state = "starting"
         pid = self.process.running_instance()
         if pid is not None:
@@ -56,6 +58,7 @@ class AsteriskSupervisor:
             log.warning("the running asterisk (pid %s) of this instance is not healthy or runs "
                         "another configuration: stopping it (its live calls end)", pid)
             await self.process.stop()
+        before_new_start()
         await self._start_new(timeout=20)
         self.state = "running"
 

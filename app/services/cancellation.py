@@ -27,10 +27,13 @@ class Cancellation:
         broadcast = await self._store.broadcast(request_id, tenant)
         if broadcast is None:
             return None
-        # The dialer first, so a call it has claimed but not dialled is never dialled.
+        # No claim may be under way meanwhile: its calls would be neither queued (so not
+        # cancelled here) nor yet among the dialer's claimed ones (so dialled).
         now = datetime.now(UTC)
-        claimed = self._dialer.cancel_broadcast(broadcast.id)
-        queued = await self._store.cancel(broadcast.id, now)
+        async with self._dialer.claims_held():
+            # The dialer first, so a call it has claimed but not dialled is never dialled.
+            claimed = self._dialer.cancel_broadcast(broadcast.id)
+            queued = await self._store.cancel(broadcast.id, now)
         await self._store.cancel_calls(claimed, now)
         queued += len(claimed)
         live = await self._dialer.hang_up_broadcast(broadcast.id, LIVE_CALLS_WAIT_SECONDS)

@@ -169,6 +169,10 @@ class Dialer:
         if not task.cancelled() and task.exception() is not None:
             log.error("%s failed", task.get_name(), exc_info=task.exception())
 
+    def claims_held(self) -> asyncio.Lock:
+        """Held, no claim runs: what the dialer has claimed is all in `_pending` or live."""
+        return self._queue_lock
+
     def cancel_broadcast(self, broadcast_id: str) -> list[str]:
         """Drop this broadcast's claimed, undialled calls; return their ids to be cancelled."""
         dropped = [call for call in self._pending if call.broadcast_id == broadcast_id]
