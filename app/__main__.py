@@ -12,8 +12,8 @@ import os
 import re
 import sys
 
-from app.adapters.db.api_keys import ApiKeyStore
-from app.adapters.db.store import ReportStore, SchemaMismatch
+from app.adapters.db.schema import SchemaMismatch
+from app.adapters.db.store import Store
 from app.runtime import (
     UnsafeBinding,
     render_media_plane,
@@ -76,9 +76,9 @@ def _tenant_name(text: str) -> str:
 
 async def manage_keys(settings: Settings, arguments: argparse.Namespace) -> int:
     settings.runtime_dir.mkdir(parents=True, exist_ok=True)
-    store = await ReportStore.open(settings.resolved_database_url)
+    store = await Store.open(settings.resolved_database_url)
     try:
-        keys = ApiKeyStore(store.engine)
+        keys = store.keys
         if arguments.key_command == "create":
             key_id, key = await keys.create(arguments.tenant, arguments.label)
             print(f"key id {key_id} for tenant {arguments.tenant} (shown once, keep it):\n{key}")

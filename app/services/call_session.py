@@ -22,7 +22,9 @@ from app.adapters.ari.events import (
     PlaybackEnded,
 )
 from app.adapters.ari.routing import ChannelEventRouter
-from app.adapters.db.store import CallFinal, ClaimedCall, ReportStore
+from app.adapters.db.call_queue import CallQueue
+from app.adapters.db.call_writes import CallWrites
+from app.domain.broadcasts import CallFinal, ClaimedCall
 from app.domain.call_state import (
     Answered,
     CallEvent,
@@ -82,14 +84,15 @@ def _translate(event: ChannelEvent) -> CallEvent | None:
 
 
 class CallSession:
-    def __init__(self, call: ClaimedCall, *, ari: AriClient, store: ReportStore,
-                 router: ChannelEventRouter, sip_endpoint: str, ari_app: str,
+    def __init__(self, call: ClaimedCall, *, ari: AriClient, queue: CallQueue,
+                 writes: CallWrites, router: ChannelEventRouter, sip_endpoint: str, ari_app: str,
                  ring_timeout: int, max_call_seconds: int,
                  trunk_host: str | None = None) -> None:
         self.call = call
         self.channel_id = channel_id_for(call.call_id)
         self._ari = ari
-        self._store = store
+        self._queue = queue
+        self._writes = writes
         self._router = router
         self._sip_endpoint = sip_endpoint
         self._ari_app = ari_app
@@ -126,15 +129,15 @@ class CallSession:
         try:
             if self._hangup_requested is not None:
                 # Cancelled or shutting down before the originate: never dial it.
-                await self._store.cancel_calls([self.call.call_id], _now())
+                await self._queue.cancel_calls([self.call.call_id], _now())
                 return
-            await self._store.mark_setup(self.call.call_id, _now())
+            await self._writes.mark_setup(self.call.call_id, _now())
             if await self._originate():
                 await self._follow()
         except AriUnreachable:
             # Asterisk was not there (restarting): nothing was dialled, so queue it again.
             log.info("call %s: Asterisk unreachable, back to the queue", self.call.call_id)
-            await self._store.requeue(self.call.call_id)
+            await self._queue.requeue(self.call.call_id)
         finally:
             self._router.unregister(self.channel_id)
 
@@ -228,7 +231,7 @@ class CallSession:
                 if not await self._hangup_quietly():
                     self._events.put_nowait(HangupFoundNoChannel())
             case SaveProgress():
-                await self._store.save_progress(
+                await self._writes.save_progress(
                     self.call.call_id, state=self._state.phase.value,
                     ring_time=self._state.ring_time, connect_time=self._state.connect_time)
             case SaveFinal():
@@ -237,7 +240,7 @@ class CallSession:
                     attempt=self.call.attempt, answered=self._state.answered,
                     result=final.result, sip_code=final.sip_code,
                     ended_at=final.disconnect_time or _now())
-                await self._store.save_final(self.call.call_id, final, retry_at)
+                await self._writes.save_final(self.call.call_id, final, retry_at)
 
     async def _hangup_quietly(self) -> bool:
         """Hang up; False when the channel was already gone."""

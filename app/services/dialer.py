@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from app.adapters.ari.client import AriClient
 from app.adapters.ari.errors import AriError
 from app.adapters.ari.routing import ChannelEventRouter
-from app.adapters.db.store import ClaimedCall, ReportStore
-from app.adapters.db.tables import CallRow
+from app.adapters.db.call_queue import CallQueue
+from app.adapters.db.call_writes import CallWrites
+from app.domain.broadcasts import ClaimedCall, InFlightCall
 from app.domain.call_state import CallState, ChannelLost, Phase, advance
 from app.services.call_session import CallSession, channel_id_for, final_record
 
@@ -40,10 +41,12 @@ class DialerLimits:
 
 
 class Dialer:
-    def __init__(self, *, store: ReportStore, ari: AriClient, router: ChannelEventRouter,
+    def __init__(self, *, queue: CallQueue, writes: CallWrites, ari: AriClient,
+                 router: ChannelEventRouter,
                  connected: asyncio.Event, limits: DialerLimits, node_id: str,
                  sip_endpoint: str, ari_app: str) -> None:
-        self._store = store
+        self._queue = queue
+        self._writes = writes
         self._ari = ari
         self._router = router
         self._connected = connected
@@ -82,7 +85,7 @@ class Dialer:
             # Claim about one second of work: enough to keep pace, little to give back.
             batch = min(free, max(1, int(self._limits.calls_per_second)))
             self._work_available.clear()
-            calls = await self._store.claim_calls(self._node_id, batch)
+            calls = await self._queue.claim_calls(self._node_id, batch)
             if not calls:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._work_available.wait(), IDLE_POLL_SECONDS)
@@ -102,7 +105,7 @@ class Dialer:
             # Cancelled, or the stream went down: unstarted calls go back to the queue.
             unstarted = [call.call_id for call in self._pending]
             self._pending.clear()
-            await asyncio.shield(self._store.release_calls(unstarted))
+            await asyncio.shield(self._queue.release_calls(unstarted))
 
     async def _wait_for_slot(self) -> None:
         interval = 1.0 / self._limits.calls_per_second
@@ -114,7 +117,7 @@ class Dialer:
 
     def _start(self, call: ClaimedCall, adopt: CallState | None = None) -> None:
         session = CallSession(
-            call, ari=self._ari, store=self._store, router=self._router,
+            call, ari=self._ari, queue=self._queue, writes=self._writes, router=self._router,
             sip_endpoint=self._sip_endpoint, ari_app=self._ari_app,
             ring_timeout=self._limits.ring_timeout,
             max_call_seconds=self._limits.max_call_seconds,
@@ -151,9 +154,9 @@ class Dialer:
             mine.update(session.call.broadcast_id for session, _ in self._sessions.values())
             if not mine:
                 continue
-            for broadcast_id in await self._store.cancelled_among(mine):
+            for broadcast_id in await self._queue.cancelled_among(mine):
                 claimed = self.cancel_broadcast(broadcast_id)
-                await self._store.cancel_calls(claimed, datetime.now(UTC))
+                await self._queue.cancel_calls(claimed, datetime.now(UTC))
                 for session, _task in list(self._sessions.values()):
                     if session.call.broadcast_id == broadcast_id:
                         session.request_hangup("cancelled")
@@ -171,28 +174,30 @@ class Dialer:
     async def recover(self) -> None:
         """Account for calls a previous run of this node left live (after a crash)."""
         # Calls this process is following are not orphans (the dialer loop may be restarting).
-        rows = [row for row in await self._store.in_flight_calls(self._node_id)
-                if row.id not in self._sessions]
-        if not rows:
+        calls = [item for item in await self._queue.in_flight_calls(self._node_id)
+                 if item.call.call_id not in self._sessions]
+        if not calls:
             return
-        never_dialled = [row.id for row in rows if row.setup_time is None]
-        await self._store.release_calls(never_dialled)
+        never_dialled = [item.call.call_id for item in calls if item.setup_time is None]
+        await self._queue.release_calls(never_dialled)
         try:
             live = await self._ari.channel_ids()
         except AriError as error:
             log.warning("could not list Asterisk channels for recovery: %s", error)
             live = set()
         adopted = lost = 0
-        for row in rows:
-            if row.setup_time is None:
+        for item in calls:
+            if item.setup_time is None:
                 continue
-            state = _state_of(row)
-            if channel_id_for(row.id) in live:
-                self._start(ClaimedCall(row.id, row.broadcast_id, row.target, "", ()), state)
+            state = _state_of(item)
+            if channel_id_for(item.call.call_id) in live:
+                call = item.call
+                self._start(ClaimedCall(call.call_id, call.broadcast_id, call.target, "", ()),
+                            state)
                 adopted += 1
             else:
                 ended = _lost(state)
-                await self._store.save_final(row.id, final_record(ended))
+                await self._writes.save_final(item.call.call_id, final_record(ended))
                 lost += 1
         log.info("recovery: %d calls requeued, %d live calls adopted and hung up, %d lost",
                  len(never_dialled), adopted, lost)
@@ -227,21 +232,15 @@ class Dialer:
 
 
 
-def _state_of(row: CallRow) -> CallState:
-    phase = Phase.ANSWERED if row.connect_time else (
-        Phase.RINGING if row.ring_time else Phase.DIALING)
-    return CallState(playlist_length=0, phase=phase, ring_time=_utc(row.ring_time),
-                     connect_time=_utc(row.connect_time))
+def _state_of(item: InFlightCall) -> CallState:
+    phase = Phase.ANSWERED if item.connect_time else (
+        Phase.RINGING if item.ring_time else Phase.DIALING)
+    return CallState(playlist_length=0, phase=phase, ring_time=item.ring_time,
+                     connect_time=item.connect_time)
 
 
 def _lost(state: CallState) -> CallState:
     return advance(state, ChannelLost(
         datetime.now(UTC), "the service restarted while the call was live; "
         "its outcome was not observed")).state
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
