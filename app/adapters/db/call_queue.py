@@ -1,7 +1,10 @@
 """The queue: claiming due calls, giving back undialled ones, and cancelling.
 
-On PostgreSQL several nodes claim queued calls with `FOR UPDATE SKIP LOCKED`, so no call is
-claimed twice.
+A claim is one `UPDATE ... WHERE id IN (due calls) AND state = 'queued' RETURNING ...` (then
+a read of the claimed calls' broadcasts, in the same transaction): the re-check makes it
+correct when several nodes claim from one database, SQLite included (each claim waits its turn
+for the write lock), and PostgreSQL's `FOR UPDATE SKIP LOCKED` lets concurrent claims pass
+each other instead of queueing on the same rows.
 """
 
 from __future__ import annotations
@@ -45,18 +48,21 @@ class CallQueue:
             .order_by(CallRow.request_time, CallRow.broadcast_id, CallRow.position).limit(limit))
         if self._skip_locked:
             due = due.with_for_update(skip_locked=True, of=CallRow)
+        # Materialised: PostgreSQL may otherwise run a plain `IN (subquery)` more than once,
+        # and each run locks (and claims) `limit` more rows.
+        chosen = due.cte("due").prefix_with("MATERIALIZED", dialect="postgresql")
+        claim = (update(CallRow)
+                 .where(CallRow.id.in_(select(chosen.c.id)), CallRow.state == "queued")
+                 .values(state="dialing", claimed_by=node_id)
+                 .returning(*CLAIMED_COLUMNS, CallRow.request_time, CallRow.position))
         async with self._writer.begin() as connection:
-            ids = list(await connection.scalars(due))
-            if not ids:
+            rows = (await connection.execute(claim)).all()
+            if not rows:
                 return []
-            await connection.execute(update(CallRow).where(CallRow.id.in_(ids))
-                                     .values(state="dialing", claimed_by=node_id))
-            rows = (await connection.execute(
-                select(*CLAIMED_COLUMNS, CallRow.request_time, CallRow.position)
-                .where(CallRow.id.in_(ids)))).all()
             parents = {parent.id: parent for parent in await connection.execute(
                 select(BroadcastRow.id, *PARENT_COLUMNS)
                 .where(BroadcastRow.id.in_({row.broadcast_id for row in rows})))}
+        # RETURNING comes in no particular order.
         rows = sorted(rows, key=lambda row: (utc(row.request_time), row.broadcast_id,
                                              row.position))
         return [claimed_call(row, parents[row.broadcast_id]) for row in rows]
