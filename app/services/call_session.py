@@ -131,6 +131,8 @@ class CallSession:
                 # Cancelled or shutting down before the originate: never dial it.
                 await self._queue.cancel_calls([self.call.call_id], _now())
                 return
+            # Durable before the originate (sharing a commit with other calls): after a crash,
+            # recovery must know this call may have been placed.
             await self._writes.mark_setup(self.call.call_id, _now())
             if await self._originate():
                 await self._follow()
@@ -231,7 +233,9 @@ class CallSession:
                 if not await self._hangup_quietly():
                     self._events.put_nowait(HangupFoundNoChannel())
             case SaveProgress():
-                await self._writes.save_progress(
+                # Not awaited: audio must not wait for a commit. A crash before it is stored
+                # leaves the call in flight all the same, and its final record has the times.
+                self._writes.save_progress(
                     self.call.call_id, state=self._state.phase.value,
                     ring_time=self._state.ring_time, connect_time=self._state.connect_time)
             case SaveFinal():
@@ -240,6 +244,8 @@ class CallSession:
                     attempt=self.call.attempt, answered=self._state.answered,
                     result=final.result, sip_code=final.sip_code,
                     ended_at=final.disconnect_time or _now())
+                # Awaited, so the dialer's slot and a cancel's "report ready" follow the record;
+                # until it is committed the row stays in flight, where recovery finds it.
                 await self._writes.save_final(self.call.call_id, final, retry_at)
 
     async def _hangup_quietly(self) -> bool:

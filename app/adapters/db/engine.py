@@ -1,8 +1,8 @@
-"""Connections to the database: the engine that writes and the one that reads.
+"""Connections to the database: one engine that writes and one that reads.
 
-SQLite (through aiosqlite) has a single writer: one connection, which can never meet
-SQLITE_BUSY on a read-to-write upgrade, serves writes and reads for now. PostgreSQL uses one
-pooled engine for both.
+SQLite (through aiosqlite) has a single writer: writes share one connection, which can never
+meet SQLITE_BUSY on a read-to-write upgrade, and WAL lets a small pool of readers run beside it,
+so status and report reads never queue behind writes. PostgreSQL uses one pooled engine for both.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+SQLITE_READERS = 4
 
 
 def _tune_sqlite(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -54,4 +56,6 @@ def create_engines(url: str) -> Engines:
         engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
         return Engines(engine, engine)
     writer = _sqlite_engine(url, pool_size=1)
-    return Engines(writer, writer)
+    if parsed.database in (None, "", ":memory:"):
+        return Engines(writer, writer)  # a private in-memory database: one connection sees it
+    return Engines(writer, _sqlite_engine(url, pool_size=SQLITE_READERS))

@@ -32,16 +32,19 @@ class Store:
 
     @classmethod
     async def open(cls, url: str) -> Store:
-        """Connect and check the schema."""
+        """Connect, check the schema, and start the call writer."""
         engines = create_engines(url)
         try:
             await check_schema(engines.writer)
         except BaseException:
             await engines.dispose()
             raise
-        return cls(engines)
+        store = cls(engines)
+        store.calls.start()
+        return store
 
     async def close(self) -> None:
+        await self.calls.close()
         await self.engines.dispose()
 
     async def ping(self) -> None:
