@@ -1,4 +1,4 @@
-"""Command line: `python -m app {run,serve,render-asterisk,demo}`.
+"""Command line: `python -m app {run,serve,render-asterisk,demo,keys,db}`.
 
 The only place that reads the process environment.
 """
@@ -12,7 +12,13 @@ import os
 import re
 import sys
 
-from app.adapters.db.schema import SchemaMismatch
+from app.adapters.db.engine import create_engines
+from app.adapters.db.schema import (
+    UPGRADE_COMMAND,
+    SchemaError,
+    bring_to_head,
+    current_state,
+)
 from app.adapters.db.store import Store
 from app.runtime import (
     UnsafeBinding,
@@ -39,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     key_commands.add_parser("list", help="list keys (never the keys themselves)")
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
+    database = commands.add_parser("db", help="the database schema: upgrade, current")
+    db_commands = database.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="bring the schema to this version's newest revision")
+    db_commands.add_parser("current", help="show the schema's revision (changes nothing)")
     arguments = parser.parse_args(argv)
 
     logging.basicConfig(level=os.environ.get("VOXCAST_LOG_LEVEL", "INFO"),
@@ -51,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if arguments.command == "keys":
         return asyncio.run(manage_keys(settings, arguments))
+    if arguments.command == "db":
+        return asyncio.run(manage_schema(settings, upgrade=arguments.db_command == "upgrade"))
     if arguments.command == "render-asterisk":
         layout = render_media_plane(settings)
         print(layout.config_file)
@@ -62,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     runner = run_all if arguments.command == "run" else serve_only
     try:
         asyncio.run(runner(settings))
-    except (UnsafeBinding, SchemaMismatch) as error:
+    except (UnsafeBinding, SchemaError) as error:
         print(f"refusing to start: {error}", file=sys.stderr)
         return 2
     return 0
@@ -92,6 +104,27 @@ async def manage_keys(settings: Settings, arguments: argparse.Namespace) -> int:
         return 0
     finally:
         await store.close()
+
+
+async def manage_schema(settings: Settings, *, upgrade: bool) -> int:
+    settings.runtime_dir.mkdir(parents=True, exist_ok=True)
+    engines = create_engines(settings.resolved_database_url)
+    try:
+        if upgrade:
+            before = await bring_to_head(engines.writer)
+            print(f"database already at revision {before.head}" if before.up_to_date else
+                  f"database was {before.describe()}; now at revision {before.head}")
+            return 0
+        state = await current_state(engines.writer)
+        print(f"database {state.describe()}; this version's newest revision is {state.head}"
+              + ("" if state.up_to_date else
+                 f"\n`{UPGRADE_COMMAND}` (or starting the service) brings it there"))
+        return 0
+    except SchemaError as error:
+        print(f"cannot use the database: {error}", file=sys.stderr)
+        return 2
+    finally:
+        await engines.dispose()
 
 
 if __name__ == "__main__":

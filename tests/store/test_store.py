@@ -187,16 +187,3 @@ async def test_records_come_in_batches_in_recipient_order(store):
     assert [record.position for batch in batches for record in batch] == list(range(25))
     assert [r.id for r in await store.reports.records(new.id)] == [c.id for c in new.calls]
     assert [batch async for batch in store.reports.record_batches("no-such-id")] == []
-
-
-async def test_a_database_from_an_older_schema_is_refused_clearly(tmp_path):
-    import sqlite3
-
-    from app.adapters.db.schema import SchemaMismatch
-    from app.adapters.db.store import Store
-
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as old:
-        old.execute("CREATE TABLE calls (id VARCHAR(36) PRIMARY KEY)")
-    with pytest.raises(SchemaMismatch, match="calls.broadcast_id"):
-        await Store.open(f"sqlite+aiosqlite:///{path}")

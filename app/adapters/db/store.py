@@ -1,4 +1,4 @@
-"""The store: opens the database, checks its schema, and hands out one part per job.
+"""The store: opens the database, brings its schema up to date, and hands out one part per job.
 
 SQLite (through aiosqlite) is the embedded default; PostgreSQL serves several nodes.
 """
@@ -14,7 +14,7 @@ from app.adapters.db.engine import Engines, create_engines
 from app.adapters.db.intake import IntakeStore
 from app.adapters.db.media_state import MediaStateStore
 from app.adapters.db.report_reads import ReportReads
-from app.adapters.db.schema import check_schema
+from app.adapters.db.schema import bring_to_head
 from app.adapters.db.uploads import UploadStore
 
 
@@ -32,10 +32,10 @@ class Store:
 
     @classmethod
     async def open(cls, url: str) -> Store:
-        """Connect, check the schema, and start the call writer."""
+        """Connect, bring the schema to the newest revision, and start the call writer."""
         engines = create_engines(url)
         try:
-            await check_schema(engines.writer)
+            await bring_to_head(engines.writer)
         except BaseException:
             await engines.dispose()
             raise
