@@ -201,6 +201,28 @@ async def test_closing_commits_what_is_queued_then_refuses_more(database_url):
         await reopened.close()
 
 
+async def test_a_writer_stuck_at_close_is_stopped_and_says_so(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(call_writes, "CLOSE_TIMEOUT", 0.3)
+    path = tmp_path / "store.db"
+    store = await Store.open(f"sqlite+aiosqlite:///{path}")
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        _id, (call,) = await _claimed(store, 1)
+        blocker.execute("BEGIN IMMEDIATE")  # the commit cannot finish before close gives up
+        final = store.calls.save_final(call.call_id, ANSWERED)
+        await asyncio.sleep(0.1)
+        closing = asyncio.create_task(store.calls.close())
+        await asyncio.sleep(0.5)  # close gave up waiting and cancelled the writer
+        blocker.execute("ROLLBACK")  # lets the cancelled commit's connection go
+        await asyncio.wait_for(closing, 10)
+        with pytest.raises(CallWriterClosed):
+            await asyncio.wait_for(final, 5)
+        assert "stopped with 1 changes not known to be stored" in caplog.text
+    finally:
+        blocker.close()
+        await store.close()
+
+
 class RecordingAri:
     """Stands in for Asterisk's REST side: records what the session asked for."""
 

@@ -85,6 +85,7 @@ class CallWrites:
     def __init__(self, writer: AsyncEngine) -> None:
         self._engine = writer
         self._queued: list[_Change] = []
+        self._committing: list[_Change] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -135,8 +136,9 @@ class CallWrites:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            batch, self._queued = self._queued, []
-            await self._commit_or_fail(batch)
+            self._committing, self._queued = self._queued, []
+            await self._commit_or_fail(self._committing)
+            self._committing = []
 
     async def _commit_or_fail(self, batch: list[_Change]) -> None:
         for delay in (*RETRY_DELAYS, None):
@@ -180,9 +182,12 @@ class CallWrites:
         error = None if task.cancelled() else task.exception()
         if error is not None:
             log.critical("the call writer crashed", exc_info=error)
-        left, self._queued = self._queued, []
+        left = [change for change in (*self._committing, *self._queued)
+                if not change.durable.done()]
+        self._committing, self._queued = [], []
         if left:
-            log.error("the call writer stopped with %d changes not stored", len(left))
+            log.error("the call writer stopped with %d changes not known to be stored",
+                      len(left))
             _fail(left, error or CallWriterClosed("the call writer stopped"))
 
 
