@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.adapters.db.rows import SUMMARY_COLUMNS, summary_of, utc
 from app.adapters.db.tables import BroadcastRow, CallRow
@@ -52,7 +53,8 @@ class ReportReads:
     async def broadcast_by_report(self, report_id: str, tenant: str) -> BroadcastSummary | None:
         return await self._summary(BroadcastRow.report_id == report_id, tenant)
 
-    async def _summary(self, which: Any, tenant: str) -> BroadcastSummary | None:
+    async def _summary(self, which: ColumnElement[bool],
+                       tenant: str) -> BroadcastSummary | None:
         async with self._reader.connect() as connection:
             row = (await connection.execute(
                 select(*SUMMARY_COLUMNS).where(which, BroadcastRow.tenant == tenant))).first()

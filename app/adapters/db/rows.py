@@ -1,4 +1,4 @@
-"""Between the calls table and plain values: the pieces several stores share."""
+"""Between the tables and plain values: the column sets and translations several stores share."""
 
 from __future__ import annotations
 
