@@ -1,4 +1,4 @@
-"""Command line: `python -m app {run,serve,render-asterisk,demo,keys}`.
+"""Command line: `python -m app {run,serve,render-asterisk,demo,keys,db,healthcheck,asterisk-cli}`.
 
 The only place that reads the process environment.
 """
@@ -13,7 +13,13 @@ import shlex
 import sys
 from typing import Any
 
-from app.adapters.db.store import SchemaMismatch
+from app.adapters.db.engine import create_engines
+from app.adapters.db.schema import (
+    UPGRADE_COMMAND,
+    SchemaError,
+    bring_to_head,
+    current_state,
+)
 from app.media_plane.asterisk_process import (
     CONSOLE_LOG_NAME,
     AsteriskStartError,
@@ -49,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     health.add_argument("what", choices=("asterisk", "service"))
     commands.add_parser("asterisk-cli",
                         help="open the CLI of this instance's running Asterisk (asterisk -r)")
+    database = commands.add_parser("db", help="the database schema: upgrade, current")
+    db_commands = database.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="bring the schema to this version's newest revision")
+    db_commands.add_parser("current", help="show the schema's revision (changes nothing)")
     arguments = parser.parse_args(argv)
 
     if arguments.command == "healthcheck":  # every few seconds in a container: stay quiet
@@ -73,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         command = asterisk_console_command(layout_of(settings))
         print(shlex.join(command), file=sys.stderr, flush=True)
         os.execv(command[0], command)  # noqa: S606 - this command's whole job is that program
+    if arguments.command == "db":
+        return asyncio.run(manage_schema(settings, upgrade=arguments.db_command == "upgrade"))
     if arguments.command == "render-asterisk":
         layout = render_media_plane(settings)
         for folder in layout.asterisk_dirs:  # for an Asterisk started by someone else
@@ -86,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     runner = run_all if arguments.command == "run" else serve_only
     try:
         asyncio.run(runner(settings))
-    except (UnsafeBinding, SchemaMismatch, StartupProblem) as error:
+    except (UnsafeBinding, SchemaError, StartupProblem) as error:
         print(f"refusing to start: {error}", file=sys.stderr)
         return 2
     except AsteriskStartError as error:
@@ -113,6 +125,28 @@ def _exit_code(command: Any, arguments: list[str]) -> int:
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else 1
     return 0
+
+
+async def manage_schema(settings: Settings, *, upgrade: bool) -> int:
+    settings.runtime_dir.mkdir(parents=True, exist_ok=True)
+    engines = create_engines(settings.resolved_database_url)
+    try:
+        if upgrade:
+            before = await bring_to_head(engines.writer)
+            print(f"database already at revision {before.head}" if before.up_to_date else
+                  f"database was {before.describe()}; now at revision {before.head}")
+            return 0
+        state = await current_state(engines.writer)
+        print(f"database {state.describe()}; this version's newest revision is {state.head}"
+              + ("" if state.up_to_date else
+                 f"\n`{UPGRADE_COMMAND}` (or starting the service) brings it there"))
+        return 0
+    except SchemaError as error:
+        print(f"cannot use the database: {error}", file=sys.stderr)
+        return 2
+    finally:
+        await engines.dispose()
+
 
 
 if __name__ == "__main__":

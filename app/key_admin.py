@@ -7,16 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from app.adapters.db.api_keys import ApiKeyInfo, ApiKeyStore
-from app.adapters.db.store import ReportStore
+from app.adapters.db.store import Store
 from app.settings import Settings
 
 
 @asynccontextmanager
 async def _keys(settings: Settings) -> AsyncIterator[ApiKeyStore]:
     settings.runtime_dir.mkdir(parents=True, exist_ok=True)
-    store = await ReportStore.open(settings.resolved_database_url)
+    store = await Store.open(settings.resolved_database_url)
     try:
-        yield ApiKeyStore(store.engine)
+        yield store.keys
     finally:
         await store.close()
 

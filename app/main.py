@@ -15,8 +15,8 @@ from app.adapters.ari.client import AriClient, AriCredentials
 from app.adapters.ari.events import AriEventStream
 from app.adapters.ari.routing import ChannelEventRouter
 from app.adapters.cel.channel_log import ChannelEventLog
-from app.adapters.db.api_keys import ApiKeyStore, parse_configured_keys
-from app.adapters.db.store import ReportStore
+from app.adapters.db.api_keys import parse_configured_keys
+from app.adapters.db.store import Store
 from app.adapters.media.address_policy import AddressPolicy, parse_networks
 from app.adapters.media.fetcher import MediaFetcher
 from app.adapters.tts.engine import SpeechChain, build_engines
@@ -52,7 +52,7 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
-STORE = web.AppKey("store", ReportStore)
+STORE = web.AppKey("store", Store)
 DIALER = web.AppKey("dialer", Dialer)
 EVENT_STREAM = web.AppKey("event_stream", AriEventStream)
 SPEECH = web.AppKey("speech", Speech)
@@ -83,7 +83,7 @@ def create_app(settings: Settings,
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     settings.runtime_dir.mkdir(parents=True, exist_ok=True)
-    store = await ReportStore.open(settings.resolved_database_url)
+    store = await Store.open(settings.resolved_database_url)
     credentials = AriCredentials(settings.ari_user, settings.ari_password.value)
     ari = AriClient(settings.ari_url, credentials, pool_size=settings.ari_pool_size)
     await ari.open()
@@ -109,37 +109,37 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
 
     events = AriEventStream(settings.ari_url, settings.ari_app, credentials, router.dispatch)
     dialer = Dialer(
-        store=store, ari=ari, router=router, connected=events.connected,
+        queue=store.queue, writes=store.calls, ari=ari, router=router, connected=events.connected,
         limits=DialerLimits(settings.calls_per_second, settings.max_concurrent_calls,
                             settings.ring_timeout, settings.max_call_seconds,
                             settings.trunk_host or None),
         node_id=settings.node_id, sip_endpoint=settings.sip_endpoint,
         ari_app=settings.ari_app, history=ChannelEventLog(layout.channel_event_log))
     events.set_handlers(on_lost=dialer.stream_lost, on_reconnect=dialer.reconcile)
-    media = MediaPreparation(store, playlist_media, on_ready=dialer.wake)
+    media = MediaPreparation(store.media, playlist_media, on_ready=dialer.wake)
 
     def accepted() -> None:
         media.wake()
         dialer.wake()
 
     app[STORE] = store
-    app[UPLOADS] = store
+    app[UPLOADS] = store.uploads
     app[DIALER] = dialer
-    app[CANCELLATION] = Cancellation(store, dialer)
+    app[CANCELLATION] = Cancellation(store.reports, store.queue, dialer)
     monitor = AmiMonitor(host="127.0.0.1", port=settings.ami_port, user=settings.ami_user,
                          password=settings.ami_password.value)
     if settings.ami_password.value:
         monitor.start()
     app[MONITOR] = Monitoring(monitor, dialer, events, router, app[MEDIA_SERVER])
     app[AUTHENTICATOR] = Authenticator(parse_configured_keys(settings.api_keys.value),
-                                       ApiKeyStore(store.engine))
+                                       store.keys)
     app[EVENT_STREAM] = events
-    intake = Intake(store, playlist_media, on_accepted=accepted,
+    intake = Intake(store.intake, playlist_media, on_accepted=accepted,
                     media_check_seconds=settings.media_check_seconds)
     app[INTAKE] = intake
     app[SPEECH] = speech
     app[LIBRARY] = library
-    app[QUERIES] = ReportQueries(store)
+    app[QUERIES] = ReportQueries(store.reports)
 
     dialing = _owned(_restarting(dialer.run, "dialer"), "dialer")
     helpers = [_owned(events.run(), "ari-events"),

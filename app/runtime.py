@@ -17,8 +17,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from app.adapters.db.api_keys import ApiKeyStore
-from app.adapters.db.store import ReportStore
+from app.adapters.db.store import Store
 from app.atomic_file import write_atomically
 from app.main import create_app
 from app.media_plane.asterisk_process import (
@@ -133,9 +132,9 @@ class UnsafeBinding(RuntimeError):
 async def _keys_exist(settings: Settings) -> bool:
     if settings.api_keys.value:
         return True
-    store = await ReportStore.open(settings.resolved_database_url)
+    store = await Store.open(settings.resolved_database_url)
     try:
-        return await ApiKeyStore(store.engine).any_active()
+        return await store.keys.any_active()
     finally:
         await store.close()
 
@@ -156,9 +155,9 @@ async def check_binding(settings: Settings) -> None:
 async def development_key(settings: Settings) -> str:
     """The key `make run` prints: made once for tenant `dev`, kept in the runtime folder."""
     path = settings.runtime_dir / "dev-api-key"
-    store = await ReportStore.open(settings.resolved_database_url)
+    store = await Store.open(settings.resolved_database_url)
     try:
-        keys = ApiKeyStore(store.engine)
+        keys = store.keys
         if path.exists():
             key = path.read_text(encoding="ascii").strip()
             if await keys.tenant_for(key) is not None:

@@ -30,11 +30,12 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy import event
 
 from app.adapters.ari.client import AriClient, AriCredentials
 from app.api.records import TIME_FORMAT
 from app.demo import free_port, serve_audio, tone_wav
-from app.main import DIALER, create_app
+from app.main import DIALER, STORE, create_app
 from app.media_plane.sipp import SippFarEnd
 from app.runtime import layout_of, running_asterisk, with_generated_secrets
 from app.settings import Settings
@@ -70,6 +71,7 @@ class RunResult:
     originate_interval_max_ms: float
     max_per_second: int
     peak_concurrent: int
+    database_commits: int = 0  # on the database's writer, while the calls ran
 
     def row(self) -> dict[str, Any]:
         return self.__dict__
@@ -164,6 +166,12 @@ async def voxcast(settings: Settings, targets: list[str], media_url: str) -> Run
                 await asyncio.sleep(0.05)
             dialer = app[DIALER]
             dialer.keep_originate_times = True
+            commits = [0]
+
+            def committed(_connection: object) -> None:
+                commits[0] += 1
+
+            event.listen(app[STORE].engines.writer.sync_engine, "commit", committed)
             cpu = _cpu_seconds()
             started = time.monotonic()
             body = {"recipients": [{"to": target} for target in targets], "from": "bench",
@@ -186,7 +194,7 @@ async def voxcast(settings: Settings, targets: list[str], media_url: str) -> Run
             return RunResult(
                 "voxcast", len(targets), sum(r["result"] == "completed" for r in records),
                 sum(r["answered"] for r in records), wall, cpu, *_intervals(sent),
-                _max_in_window(sent), peak)
+                _max_in_window(sent), peak, commits[0])
     finally:
         await runner.cleanup()
 

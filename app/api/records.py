@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from app.adapters.db.store import Progress
-from app.adapters.db.tables import BroadcastRow, CallRow
+from app.domain.broadcasts import CallRecord, Progress
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # UTC
 
@@ -25,7 +24,7 @@ def _seconds_between(start: datetime, end: datetime) -> int:
     return max(0, round((end - start).total_seconds()))
 
 
-def call_record(call: CallRow, broadcast: BroadcastRow) -> dict[str, Any]:
+def call_record(call: CallRecord) -> dict[str, Any]:
     """One call as the report shows it. `connect_time` is absent when not answered."""
     answered = call.connect_time is not None
     record: dict[str, Any] = {
@@ -34,7 +33,7 @@ def call_record(call: CallRow, broadcast: BroadcastRow) -> dict[str, Any]:
         "result": call.result or "pending",
         "request_time": format_time(call.request_time),
         "to": call.target,
-        "from": broadcast.caller,
+        "from": call.caller,
         "setup_time": format_time(call.setup_time),
     }
     if call.ring_time is not None:
@@ -53,10 +52,10 @@ def call_record(call: CallRow, broadcast: BroadcastRow) -> dict[str, Any]:
         "q850_cause": call.q850_cause,
         "q850_text": call.q850_text,
         "hangup_by": call.hangup_by,
-        "playback": call.playback or [],
-        "speech": call.speech or broadcast.speech or [],
+        "playback": list(call.playback),
+        "speech": list(call.speech),
         "state": call.state,
-        "attempt": call.attempt or 1,
+        "attempt": call.attempt,
     })
     return record
 

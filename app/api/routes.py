@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from app.adapters.db.store import IdempotencyConflict, ReportStore
+from app.adapters.db.uploads import UploadStore
 from app.adapters.media.audio_conversion import UnsupportedAudio
 from app.api.auth import OPEN_TENANT, TENANT
 from app.api.docs_page import add_docs_routes
@@ -20,6 +20,7 @@ from app.api.envelope import ApiError, not_found, ok, read_json
 from app.api.models import LIMIT_ERROR_NAMES, PlayRequest
 from app.api.openapi import openapi_document
 from app.api.records import call_record, progress_object
+from app.domain.broadcasts import IdempotencyConflict
 from app.domain.dial_target import is_phone_number, route_of
 from app.services.cancellation import Cancellation
 from app.services.intake import Intake
@@ -32,7 +33,7 @@ INTAKE = web.AppKey("intake", Intake)
 QUERIES = web.AppKey("queries", ReportQueries)
 LIMITS = web.AppKey("limits", dict[str, int])
 LIBRARY = web.AppKey("library", MediaLibrary)
-UPLOADS = web.AppKey("uploads", ReportStore)
+UPLOADS = web.AppKey("uploads", UploadStore)
 CANCELLATION = web.AppKey("cancellation", Cancellation)
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 UPLOAD_LIMIT = web.AppKey("upload_limit", int)
@@ -163,11 +164,10 @@ async def call_or_request_status(request: web.Request) -> web.Response:
                               "status": "ready" if ready else "pending",
                               "progress": progress_object(status.progress)}},
                   request_id=item_id)
-    found = await queries.call(item_id, request[TENANT])
-    if found is None:
+    call = await queries.call(item_id, request[TENANT])
+    if call is None:
         raise not_found("request or call")
-    call, broadcast = found
-    return ok({"record": call_record(call, broadcast)}, request_id=item_id)
+    return ok({"record": call_record(call)}, request_id=item_id)
 
 
 async def report(request: web.Request) -> web.Response:
@@ -179,7 +179,7 @@ async def report(request: web.Request) -> web.Response:
         return ok({"report_status": "pending", "progress": progress_object(found.progress),
                    "records": []}, request_id=report_id)
     return ok({"report_status": "ready", "progress": progress_object(found.progress),
-               "records": [call_record(call, found.broadcast) for call in found.calls]},
+               "records": [call_record(call) for call in found.calls]},
               request_id=report_id)
 
 

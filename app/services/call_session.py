@@ -22,7 +22,9 @@ from app.adapters.ari.events import (
     PlaybackEnded,
 )
 from app.adapters.ari.routing import ChannelEventRouter
-from app.adapters.db.store import CallFinal, ClaimedCall, ReportStore
+from app.adapters.db.call_queue import CallQueue
+from app.adapters.db.call_writes import CallWrites
+from app.domain.broadcasts import CallFinal, ClaimedCall
 from app.domain.call_state import (
     Answered,
     CallEvent,
@@ -84,14 +86,15 @@ def _translate(event: ChannelEvent) -> CallEvent | None:
 
 
 class CallSession:
-    def __init__(self, call: ClaimedCall, *, ari: AriClient, store: ReportStore,
-                 router: ChannelEventRouter, sip_endpoint: str, ari_app: str,
+    def __init__(self, call: ClaimedCall, *, ari: AriClient, queue: CallQueue,
+                 writes: CallWrites, router: ChannelEventRouter, sip_endpoint: str, ari_app: str,
                  ring_timeout: int, max_call_seconds: int,
                  trunk_host: str | None = None) -> None:
         self.call = call
         self.channel_id = channel_id_for(call.call_id)
         self._ari = ari
-        self._store = store
+        self._queue = queue
+        self._writes = writes
         self._router = router
         self._sip_endpoint = sip_endpoint
         self._ari_app = ari_app
@@ -144,15 +147,17 @@ class CallSession:
         try:
             if self._hangup_requested is not None:
                 # Cancelled or shutting down before the originate: never dial it.
-                await self._store.cancel_calls([self.call.call_id], _now())
+                await self._queue.cancel_calls([self.call.call_id], _now())
                 return
-            await self._store.mark_setup(self.call.call_id, _now())
+            # Durable before the originate (sharing a commit with other calls): after a crash,
+            # recovery must know this call may have been placed.
+            await self._writes.mark_setup(self.call.call_id, _now())
             if await self._originate():
                 await self._follow()
         except AriUnreachable:
             # Asterisk was not there (restarting): nothing was dialled, so queue it again.
             log.info("call %s: Asterisk unreachable, back to the queue", self.call.call_id)
-            await self._store.requeue(self.call.call_id)
+            await self._queue.requeue(self.call.call_id)
         finally:
             self._router.unregister(self.channel_id)
 
@@ -286,7 +291,9 @@ class CallSession:
                 if not await self._hangup_quietly():
                     self._events.put_nowait(HangupFoundNoChannel())
             case SaveProgress():
-                await self._store.save_progress(
+                # Not awaited: audio must not wait for a commit. A crash before it is stored
+                # leaves the call in flight all the same, and its final record has the times.
+                self._writes.save_progress(
                     self.call.call_id, state=self._state.phase.value,
                     ring_time=self._state.ring_time, connect_time=self._state.connect_time)
             case SaveFinal():
@@ -295,7 +302,9 @@ class CallSession:
                     attempt=self.call.attempt, answered=self._state.answered,
                     result=final.result, sip_code=final.sip_code,
                     ended_at=final.disconnect_time or _now())
-                await self._store.save_final(self.call.call_id, final, retry_at)
+                # Awaited, so the dialer's slot and a cancel's "report ready" follow the record;
+                # until it is committed the row stays in flight, where recovery finds it.
+                await self._writes.save_final(self.call.call_id, final, retry_at)
                 answered_for = (final.disconnect_time - final.connect_time
                                 if final.connect_time and final.disconnect_time else None)
                 seconds = round(answered_for.total_seconds()) if answered_for else 0

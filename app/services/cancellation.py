@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from app.adapters.db.store import ReportStore
+from app.adapters.db.call_queue import CallQueue
+from app.adapters.db.report_reads import ReportReads
 from app.services.dialer import Dialer
 
 LIVE_CALLS_WAIT_SECONDS = 8.0  # hung-up calls end within a second or two: then it is ready
@@ -19,12 +20,13 @@ class Cancelled:
 
 
 class Cancellation:
-    def __init__(self, store: ReportStore, dialer: Dialer) -> None:
-        self._store = store
+    def __init__(self, reports: ReportReads, queue: CallQueue, dialer: Dialer) -> None:
+        self._reports = reports
+        self._queue = queue
         self._dialer = dialer
 
     async def cancel(self, request_id: str, tenant: str) -> Cancelled | None:
-        broadcast = await self._store.broadcast(request_id, tenant)
+        broadcast = await self._reports.broadcast(request_id, tenant)
         if broadcast is None:
             return None
         # No claim may be under way meanwhile: its calls would be neither queued (so not
@@ -33,8 +35,8 @@ class Cancellation:
         async with self._dialer.claims_held():
             # The dialer first, so a call it has claimed but not dialled is never dialled.
             claimed = self._dialer.cancel_broadcast(broadcast.id)
-            queued = await self._store.cancel(broadcast.id, now)
-        await self._store.cancel_calls(claimed, now)
+            queued = await self._queue.cancel(broadcast.id, now)
+        await self._queue.cancel_calls(claimed, now)
         queued += len(claimed)
         live = await self._dialer.hang_up_broadcast(broadcast.id, LIVE_CALLS_WAIT_SECONDS)
         return Cancelled(broadcast.report_id, queued, live)

@@ -22,7 +22,9 @@ from app.adapters.ari.client import AriClient
 from app.adapters.ari.errors import AriError, AriUnreachable
 from app.adapters.ari.routing import ChannelEventRouter
 from app.adapters.cel.channel_log import ChannelEventLog, ChannelHistory
-from app.adapters.db.store import ClaimedCall, InFlightCall, ReportStore
+from app.adapters.db.call_queue import CallQueue
+from app.adapters.db.call_writes import CallWrites
+from app.domain.broadcasts import ClaimedCall, InFlightCall
 from app.domain.call_state import CallState, ChannelLost, EndedUnobserved, advance
 from app.services.call_session import CallSession, channel_id_for, final_record
 
@@ -44,10 +46,12 @@ class DialerLimits:
 
 
 class Dialer:
-    def __init__(self, *, store: ReportStore, ari: AriClient, router: ChannelEventRouter,
+    def __init__(self, *, queue: CallQueue, writes: CallWrites, ari: AriClient,
+                 router: ChannelEventRouter,
                  connected: asyncio.Event, limits: DialerLimits, node_id: str,
                  sip_endpoint: str, ari_app: str, history: ChannelEventLog) -> None:
-        self._store = store
+        self._queue = queue
+        self._writes = writes
         self._ari = ari
         self._router = router
         self._connected = connected
@@ -96,7 +100,7 @@ class Dialer:
             batch = min(free, max(1, int(self._limits.calls_per_second)))
             self._work_available.clear()
             async with self._queue_lock:
-                calls = await self._store.claim_calls(self._node_id, batch)
+                calls = await self._queue.claim_calls(self._node_id, batch)
                 self._pending.extend(calls)
             if not calls:
                 with contextlib.suppress(TimeoutError):
@@ -116,7 +120,7 @@ class Dialer:
             # Cancelled, or the stream went down: unstarted calls go back to the queue.
             unstarted = [call.call_id for call in self._pending]
             self._pending.clear()
-            await asyncio.shield(self._store.release_calls(unstarted))
+            await asyncio.shield(self._queue.release_calls(unstarted))
 
     async def _wait_for_slot(self) -> None:
         interval = 1.0 / self._limits.calls_per_second
@@ -129,7 +133,7 @@ class Dialer:
     def _start(self, call: ClaimedCall,
                reattach: tuple[datetime | None, datetime | None] | None = None) -> None:
         session = CallSession(
-            call, ari=self._ari, store=self._store, router=self._router,
+            call, ari=self._ari, queue=self._queue, writes=self._writes, router=self._router,
             sip_endpoint=self._sip_endpoint, ari_app=self._ari_app,
             ring_timeout=self._limits.ring_timeout,
             max_call_seconds=self._limits.max_call_seconds,
@@ -188,9 +192,9 @@ class Dialer:
             mine.update(session.call.broadcast_id for session, _ in self._sessions.values())
             if not mine:
                 continue
-            for broadcast_id in await self._store.cancelled_among(mine):
+            for broadcast_id in await self._queue.cancelled_among(mine):
                 claimed = self.cancel_broadcast(broadcast_id)
-                await self._store.cancel_calls(claimed, datetime.now(UTC))
+                await self._queue.cancel_calls(claimed, datetime.now(UTC))
                 for session, _task in list(self._sessions.values()):
                     if session.call.broadcast_id == broadcast_id:
                         session.request_hangup("cancelled")
@@ -213,12 +217,12 @@ class Dialer:
         async with self._queue_lock:
             # Calls this process follows, or has claimed and is about to dial, are not orphans.
             followed = set(self._sessions) | {call.call_id for call in self._pending}
-            calls = [item for item in await self._store.in_flight_calls(self._node_id)
+            calls = [item for item in await self._queue.in_flight_calls(self._node_id)
                      if item.call.call_id not in followed]
             if not calls:
                 return
             never_dialled = [item.call.call_id for item in calls if item.setup_time is None]
-            await self._store.release_calls(never_dialled)
+            await self._queue.release_calls(never_dialled)
             dialled = [item for item in calls if item.setup_time is not None]
             try:
                 live = await self._ari.channel_ids()
@@ -243,7 +247,7 @@ class Dialer:
             return "followed again"
         if history is None or history.created_at is None:
             if self._history.available:
-                await self._store.requeue(call_id)  # Asterisk never saw it: nobody was called
+                await self._queue.requeue(call_id)  # Asterisk never saw it: nobody was called
                 return "requeued"
             return await self._save_lost(item, answered_at, "its outcome is unknown: it ended "
                                          "while the service was away and Asterisk keeps no "
@@ -254,7 +258,7 @@ class Dialer:
                           connect_time=item.connect_time)
         ended = advance(state, EndedUnobserved(history.hung_up_at, answered_at,
                                                history.hangup_cause)).state
-        await self._store.save_final(call_id, final_record(ended))
+        await self._writes.save_final(call_id, final_record(ended))
         return "recorded from Asterisk's log"
 
     async def _save_lost(self, item: InFlightCall, answered_at: datetime | None,
@@ -263,7 +267,7 @@ class Dialer:
                           connect_time=answered_at)
         lost_at = self._events_lost_at or datetime.now(UTC)
         ended = advance(state, ChannelLost(lost_at, reason)).state
-        await self._store.save_final(item.call.call_id, final_record(ended))
+        await self._writes.save_final(item.call.call_id, final_record(ended))
         return "lost"
 
     def stream_lost(self, at: datetime) -> None:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from app.adapters.db.store import NewBroadcast, NewCall, ReportStore
+from app.adapters.db.intake import IntakeStore
+from app.domain.broadcasts import NewBroadcast, NewCall
 from app.services.playlist_media import PlaylistMedia
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ class Accepted:
 
 
 class Intake:
-    def __init__(self, store: ReportStore, media: PlaylistMedia,
+    def __init__(self, store: IntakeStore, media: PlaylistMedia,
                  on_accepted: Callable[[], None], *, media_check_seconds: float = 3.0) -> None:
         self._store = store
         self._media = media
@@ -70,11 +71,9 @@ class Intake:
             calls=[NewCall(str(uuid.uuid4()), target, variables)
                    for target, variables in recipients],
             retry=retry, idempotency=idempotency)
-        stored_id = await self._store.add_broadcast(broadcast)
-        if stored_id != broadcast.id:  # lost an idempotency race: answer as the winner did
-            earlier = await self._store.broadcast(stored_id, tenant)
-            assert earlier is not None  # noqa: S101 - the key row points at it
-            return Accepted(earlier.id, earlier.report_id)
+        stored = await self._store.add_broadcast(broadcast)
+        if stored.id != broadcast.id:  # lost an idempotency race: answer as the winner did
+            return Accepted(stored.id, stored.report_id)
         # Counts only: targets, texts and variables are the tenant's data, not the log's.
         log.info("broadcast %s accepted for tenant %s: %d recipients, %d playlist items%s",
                  broadcast.id, tenant, len(recipients), len(playlist),

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from app.adapters.db.store import CallMedia, ReportStore
+from app.adapters.db.media_state import MediaStateStore
+from app.domain.broadcasts import CallMedia
 from app.services.playlist_media import MediaProblem, PlaylistMedia, expand, is_personal
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ RECIPIENTS_PAGE = 500
 
 
 class MediaPreparation:
-    def __init__(self, store: ReportStore, media: PlaylistMedia,
+    def __init__(self, store: MediaStateStore, media: PlaylistMedia,
                  on_ready: Callable[[], None]) -> None:
         self._store = store
         self._media = media
@@ -42,13 +43,14 @@ class MediaPreparation:
             pending = await self._store.broadcasts_awaiting_media()
             for broadcast in pending:
                 try:
-                    await self.prepare(broadcast.id, broadcast.playlist)
+                    await self.prepare(broadcast.broadcast_id, broadcast.playlist)
                 except Exception:
                     # A bug must not stall every later broadcast behind this one, nor loop:
                     # this broadcast's calls fail with a plain reason, and the worker goes on.
-                    log.exception("broadcast %s: media preparation crashed", broadcast.id)
+                    log.exception("broadcast %s: media preparation crashed",
+                                  broadcast.broadcast_id)
                     await self._store.fail_media(
-                        broadcast.id, "media could not be prepared: internal error",
+                        broadcast.broadcast_id, "media could not be prepared: internal error",
                         datetime.now(UTC))
             if not pending:
                 with contextlib.suppress(TimeoutError):

@@ -25,10 +25,9 @@ async def client(aiohttp_client, tmp_path: Path) -> TestClient:
     return await aiohttp_client(create_app(settings))
 
 
-async def _calls_stored(client: TestClient) -> int:
-    store = client.server.app[STORE]
-    pending = await store.broadcasts_awaiting_media(limit=1000)
-    return sum(row.total_calls for row in pending)
+async def _requests_stored(client: TestClient) -> int:
+    media = client.server.app[STORE].media
+    return len(await media.broadcasts_awaiting_media(limit=1000))
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -54,7 +53,7 @@ async def test_bad_fields_are_named_and_nothing_is_stored(client, body, field):
                                else "invalid_request")
     assert field in [detail["field"] for detail in answer["details"]]
     assert field in answer["message"]
-    assert await _calls_stored(client) == 0
+    assert await _requests_stored(client) == 0
 
 
 @pytest.mark.parametrize(("data", "headers", "status", "error"), [
@@ -71,7 +70,7 @@ async def test_malformed_bodies(client, data, headers, status, error):
     response = await client.post("/voice/call/play", data=data, headers=headers)
     answer = await response.json()
     assert (response.status, answer["status"], answer["error"]) == (status, status, error)
-    assert await _calls_stored(client) == 0
+    assert await _requests_stored(client) == 0
 
 
 @pytest.mark.parametrize("path", [
@@ -90,7 +89,7 @@ async def test_unreachable_media_is_refused_at_submit_naming_the_item(client):
     answer = await response.json()
     assert response.status == 422 and answer["error"] == "media_unusable"
     assert answer["details"][0]["field"] == "playlist[1].play"
-    assert await _calls_stored(client) == 0
+    assert await _requests_stored(client) == 0
 
 
 async def test_missing_variables_are_refused_naming_recipient_and_item(client):
@@ -102,7 +101,7 @@ async def test_missing_variables_are_refused_naming_recipient_and_item(client):
     assert response.status == 422 and answer["error"] == "missing_variables"
     assert answer["details"] == [{"field": "recipients[1].variables",
                                   "message": "misses 'name', used by playlist[1].say"}]
-    assert await _calls_stored(client) == 0
+    assert await _requests_stored(client) == 0
 
 
 async def test_wrong_method(client):

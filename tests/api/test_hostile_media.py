@@ -123,4 +123,4 @@ async def _refused(client: TestClient, url: str, status: int, words: str) -> Non
     assert words in answer["message"], answer["message"]
     assert "internal" not in answer["message"]
     store = client.server.app[STORE]
-    assert await store.broadcasts_awaiting_media(limit=10) == []
+    assert await store.media.broadcasts_awaiting_media(limit=10) == []

@@ -178,7 +178,7 @@ async def test_hostile_request(client, name, method, path, raw, content_type, st
     assert word in answer["message"], answer["message"]
     assert ACME not in json.dumps(answer)
     store = client.server.app[STORE]
-    assert await store.broadcasts_awaiting_media(limit=5) == []  # nothing half-stored
+    assert await store.media.broadcasts_awaiting_media(limit=5) == []  # nothing half-stored
 
 
 async def test_other_tenants_ids_look_unknown(client):

@@ -14,12 +14,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
-from app.adapters.db.tables import BroadcastRow, CallRow
 from app.api.docs_page import ASSETS, CONTENT_SECURITY_POLICY, PAGE, START_SCRIPT
 from app.api.models import PlayRequest
 from app.api.openapi import openapi_document
 from app.api.records import call_record
 from app.api.responses import CallRecord
+from app.domain import broadcasts
 from app.main import create_app
 from app.settings import Secret, Settings
 from tests.conftest import free_port
@@ -116,16 +116,14 @@ def test_list_limits_come_from_the_arguments(document):
         "maxItems"] == 20
 
 
-def _rows(**call: Any) -> tuple[CallRow, BroadcastRow]:
+def _record(**call: Any) -> broadcasts.CallRecord:
     at = datetime(2026, 11, 26, 14, 10, 37, tzinfo=UTC)
-    broadcast = BroadcastRow(id=str(uuid.uuid4()), report_id=str(uuid.uuid4()), tenant="t",
-                             caller="me", playlist=[{"pause": 1.0}], total_calls=1,
-                             created_at=at, speech=None)
-    fields: dict[str, Any] = {"id": str(uuid.uuid4()), "broadcast_id": broadcast.id,
-                              "position": 0, "target": "sip:alice@192.0.2.10:5060",
-                              "state": "queued", "request_time": at}
+    fields: dict[str, Any] = {"id": str(uuid.uuid4()), "broadcast_id": str(uuid.uuid4()),
+                              "position": 0, "attempt": 1, "target": "sip:alice@192.0.2.10:5060",
+                              "caller": "me", "state": "queued", "claimed_by": None,
+                              "request_time": at}
     fields.update(call)
-    return CallRow(**fields), broadcast
+    return broadcasts.CallRecord(**fields)
 
 
 @pytest.mark.parametrize("call", [
@@ -138,11 +136,11 @@ def _rows(**call: Any) -> tuple[CallRow, BroadcastRow]:
      "connect_time": datetime(2026, 1, 1, 0, 0, 2, tzinfo=UTC),
      "disconnect_time": datetime(2026, 1, 1, 0, 0, 9, tzinfo=UTC), "sip_code": 200,
      "sip_text": "OK", "sip_code_source": "answered", "q850_cause": 16,
-     "q850_text": "Normal Clearing", "hangup_by": "service", "playback": ["done"],
-     "speech": [{"engine": "flite"}]},
+     "q850_text": "Normal Clearing", "hangup_by": "service", "playback": ("done",),
+     "speech": ({"engine": "flite"},)},
 ])
 def test_call_record_lists_every_field_the_records_emit(document, call):
-    record = call_record(*_rows(**call))
+    record = call_record(_record(**call))
     schema = document["components"]["schemas"]["CallRecord"]
     assert set(record) <= set(schema["properties"]), "CallRecord misses fields records.py emits"
     assert list(_validator(document, "CallRecord").iter_errors(record)) == []

@@ -37,9 +37,16 @@ async def test_a_blank_variable_fails_only_its_recipient(client):
     request_id = (await response.json())["request_id"]
     store = client.server.app[STORE]
     for _ in range(100):
-        calls = await store.calls_of(request_id)
-        if calls[1].state == "ended" and calls[0].sounds:
+        calls = await store.reports.records(request_id)
+        if calls[1].state == "ended":
             break
         await asyncio.sleep(0.05)
     assert calls[1].result == "failed" and "say" in calls[1].sip_text
-    assert calls[0].state == "queued" and calls[0].sounds  # Ann's call is ready to dial
+    assert calls[0].state == "queued"
+    # Ann's call is ready to dial, with her own sound (nothing else dials here: no Asterisk).
+    for _ in range(100):
+        claimed = await store.queue.claim_calls("test", 5)
+        if claimed:
+            break
+        await asyncio.sleep(0.05)
+    assert [(call.call_id, len(call.sounds)) for call in claimed] == [(calls[0].id, 1)]

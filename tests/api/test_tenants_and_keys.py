@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from app.adapters.db.api_keys import ApiKeyStore
 from app.main import STORE, create_app
 from app.settings import Secret, Settings
 from tests.conftest import free_port
@@ -101,7 +100,7 @@ async def test_idempotency_key(client):
     again = await submit(client, ACME, headers=key)
     assert again["request_id"] == first["request_id"]
     store = client.server.app[STORE]
-    assert (await store.progress(first["request_id"])).total == 2  # nothing new stored
+    assert (await store.reports.progress(first["request_id"])).total == 2  # nothing new stored
     other_body = {**BODY, "from": "someone"}
     response = await client.post("/voice/call/play", json=other_body, headers={**bearer(ACME),
                                                                                  **key})
@@ -119,7 +118,7 @@ async def test_concurrent_idempotent_submits_make_one_request(client):
 
 
 async def test_keys_from_the_database_work_until_revoked(client):
-    keys = ApiKeyStore(client.server.app[STORE].engine)
+    keys = client.server.app[STORE].keys
     key_id, key = await keys.create("initech", "test")
     await submit(client, key)
     assert await keys.revoke(key_id)

@@ -11,7 +11,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from app.adapters.db.store import IN_FLIGHT_STATES, ReportStore
+from app.adapters.db.store import Store
+from app.domain.broadcasts import IN_FLIGHT_STATES
 from app.main import STORE
 from tests.conftest import free_port
 from tests.e2e.conftest import (
@@ -25,9 +26,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
 
 async def _rows(runtime: Path, request_id: str) -> list:
-    store = await ReportStore.open(f"sqlite+aiosqlite:///{runtime / 'voxcast.db'}")
+    store = await Store.open(f"sqlite+aiosqlite:///{runtime / 'voxcast.db'}")
     try:
-        return await store.calls_of(request_id)
+        return await store.reports.records(request_id)
     finally:
         await store.close()
 
@@ -144,8 +145,8 @@ async def test_a_crashed_dialer_restarts_and_loses_nothing(media_plane: MediaPla
                                                            tmp_path: Path) -> None:
     settings = media_plane.settings.with_overrides(runtime_dir=tmp_path)
     async with running_service(settings) as service:
-        store = service.app[STORE]
-        real_claim = store.claim_calls
+        queue = service.app[STORE].queue
+        real_claim = queue.claim_calls
         failures = []
 
         async def flaky_claim(node_id: str, limit: int):  # a database hiccup, once
@@ -154,7 +155,7 @@ async def test_a_crashed_dialer_restarts_and_loses_nothing(media_plane: MediaPla
                 raise ConnectionResetError("database connection lost")
             return await real_claim(node_id, limit)
 
-        store.claim_calls = flaky_claim
+        queue.claim_calls = flaky_claim
         users = [f"hiccup{i}" for i in range(5)]
         status, accepted = await service.post("/voice/call/play", {
             "recipients": [{"to": media_plane.uri("reject_486", user=u)} for u in users],

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from app.adapters.db.store import ReportStore
+from app.adapters.db.store import Store
 from tests.conftest import free_port
 from tests.e2e.conftest import MediaPlane, service_environment, start_service_process
 
@@ -19,9 +19,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
 
 async def _states(runtime: Path, request_id: str) -> Counter[str]:
-    store = await ReportStore.open(f"sqlite+aiosqlite:///{runtime / 'voxcast.db'}")
+    store = await Store.open(f"sqlite+aiosqlite:///{runtime / 'voxcast.db'}")
     try:
-        return Counter(row.state for row in await store.calls_of(request_id))
+        return Counter(row.state for row in await store.reports.records(request_id))
     finally:
         await store.close()
 

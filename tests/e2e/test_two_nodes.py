@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from app.adapters.db.store import ReportStore
+from app.adapters.db.store import Store
 from app.settings import Settings
 from tests.e2e.conftest import MediaPlane, running_service
 from tests.store.conftest import PG_DSN
@@ -58,9 +58,10 @@ async def test_two_nodes_share_one_broadcast(media_plane: MediaPlane, tmp_path: 
     assert len(records) == len(users) and all(r["playback"] == ["done"] for r in records)
     invites = media_plane.far_ends["answer"].invites_by_user()
     assert [invites[u] for u in users] == [1] * len(users)
-    store = await ReportStore.open(postgres_url)
+    store = await Store.open(postgres_url)
     try:
-        by_node = Counter(row.claimed_by for row in await store.calls_of(accepted["request_id"]))
+        by_node = Counter(row.claimed_by
+                          for row in await store.reports.records(accepted["request_id"]))
     finally:
         await store.close()
     assert set(by_node) == {"node-a", "node-b"}, by_node  # both nodes did part of the work

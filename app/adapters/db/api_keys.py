@@ -50,40 +50,41 @@ class ApiKeyInfo:
 
 
 class ApiKeyStore:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+    def __init__(self, writer: AsyncEngine, reader: AsyncEngine) -> None:
+        self._writes = async_sessionmaker(writer, expire_on_commit=False)
+        self._reads = async_sessionmaker(reader, expire_on_commit=False)
 
     async def create(self, tenant: str, label: str = "") -> tuple[str, str]:
         """A new key for `tenant`: (key id, the key). The key is shown once, never stored."""
         key = new_key()
         key_id = uuid.uuid4().hex[:12]
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             session.add(ApiKeyRow(id=key_id, tenant=tenant, key_hash=key_hash(key), label=label,
                                   created_at=datetime.now(UTC)))
         return key_id, key
 
     async def revoke(self, key_id: str) -> bool:
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             result = await session.execute(
                 update(ApiKeyRow).where(ApiKeyRow.id == key_id, ApiKeyRow.revoked_at.is_(None))
                 .values(revoked_at=datetime.now(UTC)))
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def list(self) -> list[ApiKeyInfo]:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = await session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))
             return [ApiKeyInfo(r.id, r.tenant, r.label, r.created_at, r.revoked_at)
                     for r in rows]
 
     async def tenant_for(self, key: str) -> str | None:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             tenant: str | None = await session.scalar(
                 select(ApiKeyRow.tenant).where(ApiKeyRow.key_hash == key_hash(key),
                                                ApiKeyRow.revoked_at.is_(None)))
             return tenant
 
     async def any_active(self) -> bool:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             found = await session.scalar(
                 select(ApiKeyRow.id).where(ApiKeyRow.revoked_at.is_(None)).limit(1))
             return found is not None

@@ -1,0 +1,154 @@
+"""Broadcasts and their calls as the rest of the app sees them: plain, frozen values.
+
+The database layer takes these and gives them back; its ORM rows never leave `adapters/db`.
+Times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+IN_FLIGHT_STATES = ("dialing", "ringing", "answered")
+CANCELLED_TEXT = "cancelled before it was dialled"
+
+
+# --- intake ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class NewCall:
+    id: str
+    target: str
+    variables: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewBroadcast:
+    id: str
+    report_id: str
+    tenant: str
+    caller: str
+    playlist: list[dict[str, Any]]
+    created_at: datetime
+    calls: Sequence[NewCall]  # in recipient order
+    retry: dict[str, Any] | None = None
+    idempotency: tuple[str, str] | None = None  # (Idempotency-Key, hash of the body)
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was already used with another body."""
+
+
+# --- media -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class AwaitingMedia:
+    """A broadcast whose playlist is not prepared yet."""
+
+    broadcast_id: str
+    playlist: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class CallMedia:
+    """One recipient's own sounds, for a personalised playlist."""
+
+    call_id: str
+    sounds: list[str]
+    speech: list[dict[str, Any]]
+
+
+# --- the queue and call writes ---------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ClaimedCall:
+    call_id: str
+    broadcast_id: str
+    target: str
+    caller: str
+    sounds: tuple[str, ...]
+    attempt: int = 1
+    retry: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InFlightCall:
+    """A call this node claimed and has not seen end, with what was saved of its progress."""
+
+    call: ClaimedCall
+    setup_time: datetime | None
+    ring_time: datetime | None
+    connect_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallFinal:
+    """What a call's final record stores."""
+
+    result: str
+    disconnect_time: datetime | None
+    ring_time: datetime | None
+    connect_time: datetime | None
+    sip_code: int | None  # None: no SIP final response is known (never a made-up one)
+    sip_text: str
+    sip_code_source: str
+    q850_cause: int | None
+    q850_text: str | None
+    hangup_by: str | None
+    playback: list[str]
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class BroadcastSummary:
+    id: str
+    report_id: str
+    tenant: str
+    caller: str
+    created_at: datetime
+    total_calls: int
+    media_state: str  # pending, ready or failed
+    cancelled_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    total: int
+    queued: int
+    in_progress: int
+    completed: int
+
+    @property
+    def finished(self) -> bool:
+        return self.completed >= self.total
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One attempt at one recipient, as stored: the report's record before it is shaped."""
+
+    id: str
+    broadcast_id: str
+    position: int  # the recipient's index in the request
+    attempt: int
+    target: str
+    caller: str
+    state: str  # queued, dialing, ringing, answered, ended
+    claimed_by: str | None
+    request_time: datetime
+    setup_time: datetime | None = None
+    ring_time: datetime | None = None
+    connect_time: datetime | None = None
+    disconnect_time: datetime | None = None
+    result: str | None = None
+    sip_code: int | None = None
+    sip_text: str | None = None
+    sip_code_source: str | None = None
+    q850_cause: int | None = None
+    q850_text: str | None = None
+    hangup_by: str | None = None
+    playback: tuple[str, ...] = ()
+    speech: tuple[dict[str, Any], ...] = ()  # the call's own notes, else the broadcast's
