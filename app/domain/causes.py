@@ -129,7 +129,7 @@ def _made_up_by_asterisk(origin: HangupOrigin, cause: int | None,
         if origin.response_received:  # it rang (or sent progress) until the ring timeout
             return CallOutcome(480, "No answer before the ring timeout", SipCodeSource.TIMEOUT,
                                cause, cause_text)
-        return CallOutcome(408, "No response from the far end before the ring timeout",
+        return CallOutcome(408, "No response before the ring timeout",
                            SipCodeSource.TIMEOUT, cause, cause_text)
     return CallOutcome(None, LOCAL_FAILURE_TEXT, SipCodeSource.NONE, cause, cause_text,
                        failed=True)

@@ -204,4 +204,4 @@ async def test_ipv6_targets_are_refused_when_ipv6_is_off(aiohttp_client, tmp_pat
     assert response.status == 400 and answer["error"] == "invalid_request"
     assert answer["details"] == [{"field": "recipients[1].to",
                                   "message": "IPv6 addresses are not enabled on this service"}]
-    assert await client.server.app[STORE].broadcasts_awaiting_media(limit=5) == []
+    assert await client.server.app[STORE].media.broadcasts_awaiting_media(limit=5) == []

@@ -69,7 +69,7 @@ async def test_founding_request_reports_every_sip_outcome(media_plane: MediaPlan
                 "reject_603": ("603", "Decline", "tech_cause"),
                 # Asterisk says 480 for both; the far end rang in one, said nothing in the other.
                 "ring": ("480", "No answer before the ring timeout", "timeout"),
-                "silent": ("408", "No response from the far end before the ring timeout",
+                "silent": ("408", "No response before the ring timeout",
                            "timeout")}
     for behaviour, (code, text, source) in expected.items():
         record = by[behaviour]
