@@ -14,8 +14,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from app.main import STORE, create_app
-from app.settings import Secret, Settings
-from tests.conftest import free_port
+from app.settings import Secret
+from tests.support.settings import without_asterisk
 
 ACME = "acme-key-0123456789abcdef"
 GLOBEX = "globex-key-0123456789abcdef"
@@ -153,10 +153,9 @@ CASES = [
 
 @pytest.fixture
 async def client(aiohttp_client, tmp_path: Path) -> TestClient:
-    settings = Settings(runtime_dir=tmp_path, asterisk_root=tmp_path,
-                        ari_url=f"http://127.0.0.1:{free_port()}", ari_password=Secret("x" * 20),
-                        api_keys=Secret(f"acme:{ACME},globex:{GLOBEX}"), max_recipients=100,
-                        max_body_bytes=1024 * 1024, tts_engines="flite")
+    settings = without_asterisk(tmp_path, api_keys=Secret(f"acme:{ACME},globex:{GLOBEX}"),
+                                max_recipients=100, max_body_bytes=1024 * 1024,
+                                tts_engines="flite")
     return await aiohttp_client(create_app(settings))
 
 

@@ -31,7 +31,8 @@ from app.api.models import PlayItem
 from app.domain.dial_target import normalise_sip_uri, validate_caller_id
 from app.main import create_app
 from app.settings import Secret, Settings
-from tests.conftest import free_port
+from tests.support.ports import free_tcp_port
+from tests.support.settings import without_asterisk
 
 API_KEY = "fuzz-" + "k" * 32
 TIME_BUDGET = 150.0  # seconds of generation; the whole test stays under ~3 minutes
@@ -66,18 +67,16 @@ class Fuzz:
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return Settings(
-        runtime_dir=tmp_path, asterisk_root=tmp_path, api_keys=Secret(f"fuzz:{API_KEY}"),
-        ari_url=f"http://127.0.0.1:{free_port()}", ari_password=Secret("x" * 20),
-        media_allow_loopback=False, media_check_seconds=0.5, tts_engines="flite",
-        max_recipients=20, max_playlist_items=5)
+    return without_asterisk(
+        tmp_path, api_keys=Secret(f"fuzz:{API_KEY}"), media_allow_loopback=False,
+        media_check_seconds=0.5, tts_engines="flite", max_recipients=20, max_playlist_items=5)
 
 
 async def test_schemathesis_finds_no_server_errors_or_schema_mismatches(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     runner = web.AppRunner(create_app(_settings(tmp_path)))
     await runner.setup()
-    port = free_port()
+    port = free_tcp_port()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     started = time.monotonic()
