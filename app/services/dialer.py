@@ -198,15 +198,24 @@ class Dialer:
                  len(never_dialled), adopted, lost)
 
     async def reconcile(self) -> None:
-        """After the event stream reconnects: calls whose channel vanished meanwhile are lost."""
+        """After the event stream reconnects, catch up on what happened meanwhile.
+
+        Calls whose channel vanished are lost; answered calls whose playback ended while no
+        event could arrive move on to their next item or hang up.
+        """
         try:
             live = await self._ari.channel_ids()
         except AriError as error:
             log.warning("could not list Asterisk channels after reconnecting: %s", error)
             return
+        answered = []
         for session, _task in list(self._sessions.values()):
-            if session.channel_id not in live and session.state.phase is not Phase.DIALING:
-                session.report_lost("the channel ended while the event stream was down")
+            if session.channel_id not in live:
+                if session.state.phase is not Phase.DIALING:
+                    session.report_lost("the channel ended while the event stream was down")
+            elif session.state.phase is Phase.ANSWERED:
+                answered.append(session.check_playback())
+        await asyncio.gather(*answered)
 
     async def shutdown(self, drain_timeout: float) -> None:
         """Let live calls finish for `drain_timeout` s, then hang up and record the rest."""

@@ -152,6 +152,7 @@ class FakeAri:
         self.hangups: list[tuple[float, str]] = []  # DELETE requests: (time, channel id)
         self.destroyed: list[tuple[float, str, int]] = []  # (time, channel id, cause)
         self.plays: list[tuple[float, str, str]] = []  # (time, channel id, playback id)
+        self.playback_lookups: list[tuple[str, bool]] = []  # GET /playbacks: (id, found)
         self.lost_events: list[str] = []  # event types sent while no websocket listened
         self.websocket_connects = 0
         self._refuse_events_until = 0.0
@@ -291,6 +292,7 @@ class FakeAri:
 
     async def _get_playback(self, request: web.Request) -> web.StreamResponse:
         playback = self.playbacks.get(request.match_info["playback_id"])
+        self.playback_lookups.append((request.match_info["playback_id"], playback is not None))
         if playback is None:
             return web.json_response({"message": "Playback not found"}, status=404)
         return web.json_response(playback.snapshot())

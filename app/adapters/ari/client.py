@@ -40,7 +40,7 @@ class AriCredentials:
 
 
 class AriClient:
-    """REST half of ARI: originate, play, hang up, list channels."""
+    """REST half of ARI: originate, play, hang up, list channels, look up a playback."""
 
     def __init__(self, base_url: str, credentials: AriCredentials, *, pool_size: int = 50,
                  request_timeout: float = 10.0) -> None:
@@ -76,6 +76,14 @@ class AriClient:
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         await self._request("DELETE", f"/channels/{channel_id}", params={"reason": reason})
+
+    async def playback_exists(self, playback_id: str) -> bool:
+        """False once the playback has ended: Asterisk forgets a playback when it finishes."""
+        try:
+            await self._request("GET", f"/playbacks/{playback_id}")
+        except AriNotFound:
+            return False
+        return True
 
     async def channel_ids(self) -> set[str]:
         result = await self._request("GET", "/channels")
