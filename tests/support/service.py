@@ -146,6 +146,32 @@ def _as_text(value: object) -> str:
     return str(value)
 
 
+@dataclass(frozen=True)
+class CommandResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+async def run_command(*arguments: str, env: Mapping[str, str],
+                      limit: float = 60.0) -> CommandResult:
+    """`python -m app ARGUMENTS` to its end (SIGKILL and an AssertionError past `limit` s)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", *arguments, cwd=REPO, env=dict(env),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    processes.register(process.pid, f"python -m app {' '.join(arguments)}")
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), limit)
+    except TimeoutError:
+        raise AssertionError(f"python -m app {' '.join(arguments)} still running after "
+                             f"{limit:g} s") from None
+    finally:
+        await processes.kill_process(process)
+    return CommandResult(await process.wait(), stdout.decode(errors="replace"),
+                         stderr.decode(errors="replace"))
+
+
 class ServiceProcess:
     """`python -m app serve|run` as a child process with its own environment.
 
