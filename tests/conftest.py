@@ -27,6 +27,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     lines = [f"  pid {leftover.pid}: {leftover.what}" for leftover in left]
     message = "processes this run started were still running at its end (now stopped):"
     if reporter is not None:
+        reporter.ensure_newline()
         reporter.write_sep("=", "leftover processes", red=True)
         reporter.write_line(message)
         for line in lines:
