@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -32,11 +33,14 @@ async def _cancelled_on_the_wire(media_plane: MediaPlane,
 async def test_cancel_hangs_up_live_calls_and_ends_queued_ones(media_plane: MediaPlane,
                                                                service: Service) -> None:
     users = [f"cancel{i}" for i in range(40)]
+    ring_timeout = media_plane.settings.ring_timeout
     request_id = await service.submit({
         "recipients": [{"to": media_plane.uri("ring", user=u)} for u in users],
         "from": "me", "playlist": [{"pause": 1}]})
     await asyncio.sleep(1.0)  # 20 calls/s: about 20 ringing, the rest queued
+    cancel_sent = time.time()
     status, cancelled = await service.delete(f"/voice/call/{request_id}")
+    cancel_answered = time.time()
     assert status == 200, cancelled
     assert cancelled["hung_up"] >= 5 and cancelled["cancelled"] >= 5, cancelled
     assert cancelled["hung_up"] + cancelled["cancelled"] == len(users)
@@ -54,6 +58,11 @@ async def test_cancel_hangs_up_live_calls_and_ends_queued_ones(media_plane: Medi
     for user, dialogs in rung.items():
         (dialog,) = dialogs
         assert dialog.final_status == 487, (user, dialog.timeline())
+        # Our cancel sent it, not the originate timeout: that CANCEL would come ring_timeout
+        # after the originate, which precedes the INVITE by milliseconds (0.2 s of margin).
+        (cancel,) = dialog.received("CANCEL")
+        assert cancel_sent <= cancel.at <= cancel_answered, (cancel.at - cancel_sent, user)
+        assert cancel.at < dialog.invited_at + ring_timeout - 0.2, (dialog.timeline(), user)
     await asyncio.sleep(1.0)
     invites = media_plane.far_ends["ring"].invites_by_user()
     assert sum(invites[u] for u in users) == cancelled["hung_up"]  # nothing dialled after
