@@ -19,6 +19,7 @@ from tests.e2e.conftest import MediaPlane
 from tests.support import processes
 from tests.support.ports import free_tcp_port, free_udp_port, free_udp_range
 from tests.support.service import ServiceProcess, environment, poll, run_command
+from tests.support.settings import without_asterisk
 from tests.support.sip_trace import Dialog
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
@@ -81,19 +82,19 @@ async def test_make_run_path_starts_asterisk_serves_with_a_dev_key_and_stops_bot
 async def test_an_open_api_refuses_to_listen_beyond_loopback(tmp_path: Path) -> None:
     # Refused before anything listens; were it not, the kill after 15 s would end it.
     every_address = "0.0.0.0"  # noqa: S104 - the binding it must refuse
-    settings = Settings(runtime_dir=tmp_path, host=every_address, port=free_tcp_port())
+    settings = without_asterisk(tmp_path, host=every_address, port=free_tcp_port())
     result = await run_command("serve", env=environment(settings), limit=15)
     assert result.exit_code == 2, result
     assert "refusing to start" in result.stderr and every_address in result.stderr, result
 
 
 async def test_serve_refuses_a_database_missing_a_column(tmp_path: Path) -> None:
-    settings = Settings(runtime_dir=tmp_path, port=free_tcp_port())
+    settings = without_asterisk(tmp_path, port=free_tcp_port())
     made = await run_command("keys", "list", env=environment(settings), limit=30)
     assert made.exit_code == 0, made  # the database now exists, with today's tables
     database = tmp_path / "voxcast.db"
     dropped = _drop_a_column(database, "calls")
-    result = await run_command("serve", env=environment(settings), limit=30)
+    result = await run_command("serve", env=environment(settings), limit=15)
     assert result.exit_code == 2, result
     assert "refusing to start" in result.stderr, result.stderr
     assert f"calls.{dropped}" in result.stderr, result.stderr
