@@ -79,7 +79,7 @@ class MediaPlane:
                          if any(call_id in line for call_id in call_ids))
         return lines
 
-    def restarted_asterisk(self) -> None:
+    def register_restarted_asterisk(self) -> None:
         processes.register(self.asterisk.pid, "asterisk (the session's, restarted)")
 
 

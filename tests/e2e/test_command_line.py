@@ -7,6 +7,7 @@ ports and, for `run`, its own Asterisk instance.
 from __future__ import annotations
 
 import re
+import shutil
 import sqlite3
 import uuid
 from pathlib import Path
@@ -48,28 +49,30 @@ async def test_make_run_path_starts_asterisk_serves_with_a_dev_key_and_stops_bot
         ari_url=f"http://127.0.0.1:{free_tcp_port()}", sip_port=free_udp_port(),
         ami_port=free_tcp_port(), rtp_start=rtp_start, rtp_end=rtp_end, ring_timeout=3)
     user = f"makerun-{instance}"
-    async with ServiceProcess("run", environment(settings)) as service:
-        await service.start()
-        log = service.log_path.read_text()
-        key = re.search(r"Development API key \(tenant dev\): (\S+)", log)
-        assert key, log[-2000:]
-        assert (tmp_path / "var" / "dev-api-key").read_text().strip() == key.group(1)
-        status, refused = await service.api.post("/voice/call/play", {})
-        assert status == 401, refused  # a key exists now: the API is not open
-        request_id = await service.api.submit(
-            {"to": media_plane.uri("answer", user=user), "from": "me",
-             "playlist": [{"pause": 1}]},
-            headers={"Authorization": f"Bearer {key.group(1)}"})
-        service.api.headers = {"Authorization": f"Bearer {key.group(1)}"}
-        (record,) = (await service.api.wait_for_report(request_id, limit=20))["records"]
-        assert record["answered"] and record["playback"] == ["done"], record
-        assert _instance_processes(instance), "its own Asterisk should be running"
-        assert await service.stop() == 0, service.log_tail()
-        assert _instance_processes(instance) == [], "SIGTERM should stop its Asterisk too"
+    try:
+        async with ServiceProcess("run", environment(settings)) as service:
+            await service.start()
+            log = service.log_path.read_text()
+            key = re.search(r"Development API key \(tenant dev\): (\S+)", log)
+            assert key, log[-2000:]
+            assert (tmp_path / "var" / "dev-api-key").read_text().strip() == key.group(1)
+            status, refused = await service.api.post("/voice/call/play", {})
+            assert status == 401, refused  # a key exists now: the API is not open
+            service.api.headers = {"Authorization": f"Bearer {key.group(1)}"}
+            request_id = await service.api.submit(
+                {"to": media_plane.uri("answer", user=user), "from": "me",
+                 "playlist": [{"pause": 1}]})
+            (record,) = (await service.api.wait_for_report(request_id, limit=20))["records"]
+            assert record["answered"] and record["playback"] == ["done"], record
+            assert _instance_processes(instance), "its own Asterisk should be running"
+            assert await service.stop() == 0, service.log_tail()
+            assert _instance_processes(instance) == [], "SIGTERM should stop its Asterisk too"
 
-        await service.start()  # a plain start again after a clean stop
-        await service.kill()  # a crash: the Asterisk it started lives in its own session
-    assert _instance_processes(instance) == [], "the harness stops what a crash leaves"
+            await service.start()  # a plain start again after a clean stop
+            await service.kill()  # a crash: the Asterisk it started lives in its own session
+        assert _instance_processes(instance) == [], "the harness stops what a crash leaves"
+    finally:
+        shutil.rmtree(settings.instance_dir, ignore_errors=True)
 
     async def hung_up() -> tuple[bool, list[Dialog]]:
         dialogs = media_plane.dialogs("answer", [user])

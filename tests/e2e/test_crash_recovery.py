@@ -127,7 +127,7 @@ async def test_asterisk_restart_mid_batch(media_plane: MediaPlane, tmp_path: Pat
         status, _ = await service.get("/ready")
         assert status == 503  # operators can see it
         await media_plane.asterisk.start()
-        media_plane.restarted_asterisk()
+        media_plane.register_restarted_asterisk()
         await media_plane.asterisk.wait_ready(settings.ari_url, settings.ari_user,
                                               settings.ari_password.value)
         back_at = time.time()
