@@ -17,28 +17,28 @@ import json
 import os
 import resource
 import shutil
-import socket
 import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
-from sqlalchemy import event
 
 from app.adapters.ari.client import AriClient, AriCredentials
 from app.api.records import TIME_FORMAT
-from app.demo import free_port, serve_audio, tone_wav
-from app.main import DIALER, STORE, create_app
+from app.main import DIALER
 from app.media_plane.sipp import SippFarEnd
 from app.runtime import layout_of, running_asterisk, with_generated_secrets
 from app.settings import Settings
+from tests.support.audio import tone_wav
+from tests.support.media_server import serving_files
+from tests.support.pacing import max_in_window, max_overlap
+from tests.support.ports import free_tcp_port, free_udp_port, free_udp_range
+from tests.support.service import running_service
 
 WAV_SECONDS = 2.0
 TIME_LIMIT_SECONDS = 300  # every run is bounded in time as well as in count
@@ -47,16 +47,6 @@ TIME_LIMIT_SECONDS = 300  # every run is bounded in time as well as in count
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _max_in_window(times: Sequence[float], window: float = 1.0) -> int:
-    ordered = sorted(times)
-    best = start = 0
-    for end, moment in enumerate(ordered):
-        while moment - ordered[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 @dataclass
@@ -71,7 +61,6 @@ class RunResult:
     originate_interval_max_ms: float
     max_per_second: int
     peak_concurrent: int
-    database_commits: int = 0  # on the database's writer, while the calls ran
 
     def row(self) -> dict[str, Any]:
         return self.__dict__
@@ -140,7 +129,7 @@ async def baseline(settings: Settings, targets: list[str], sound: str, rate: flo
     await asyncio.gather(listener, return_exceptions=True)
     await client.close()
     return RunResult("baseline (bare ARI)", len(targets), len(targets), answered, wall, cpu,
-                     *_intervals(sent), _max_in_window(sent), peak)
+                     *_intervals(sent), max_in_window(sent), peak)
 
 
 def _intervals(sent: list[float]) -> tuple[float, float]:
@@ -151,83 +140,49 @@ def _intervals(sent: list[float]) -> tuple[float, float]:
 
 
 async def voxcast(settings: Settings, targets: list[str], media_url: str) -> RunResult:
-    app = create_app(settings)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as http:
-            while True:
-                async with http.get(f"{base}/ready") as response:
-                    if response.status == 200:
-                        break
-                await asyncio.sleep(0.05)
-            dialer = app[DIALER]
-            dialer.keep_originate_times = True
-            commits = [0]
-
-            def committed(_connection: object) -> None:
-                commits[0] += 1
-
-            event.listen(app[STORE].engines.writer.sync_engine, "commit", committed)
-            cpu = _cpu_seconds()
-            started = time.monotonic()
-            body = {"recipients": [{"to": target} for target in targets], "from": "bench",
-                    "playlist": [{"play": media_url}]}
-            async with http.post(f"{base}/voice/call/play", json=body) as response:
-                request_id = (await response.json())["request_id"]
-            deadline = started + TIME_LIMIT_SECONDS
-            while time.monotonic() < deadline:
-                async with http.get(f"{base}/voice/call/status/{request_id}") as response:
-                    status = (await response.json())["report"]
-                if status["status"] == "ready":
-                    break
-                await asyncio.sleep(0.2)
-            wall = time.monotonic() - started
-            cpu = _cpu_seconds() - cpu
-            async with http.get(f"{base}/report/{status['id']}") as response:
-                records = (await response.json())["records"]
-            sent = list(dialer.originates)
-            peak = max(dialer.peak_concurrent, _peak_overlap(records))
-            return RunResult(
-                "voxcast", len(targets), sum(r["result"] == "completed" for r in records),
-                sum(r["answered"] for r in records), wall, cpu, *_intervals(sent),
-                _max_in_window(sent), peak, commits[0])
-    finally:
-        await runner.cleanup()
+    async with running_service(settings) as service:
+        dialer = service.app[DIALER]
+        dialer.keep_originate_times = True
+        cpu = _cpu_seconds()
+        started = time.monotonic()
+        request_id = await service.submit({"recipients": [{"to": target} for target in targets],
+                                           "from": "bench", "playlist": [{"play": media_url}]})
+        records = (await service.wait_for_report(request_id, TIME_LIMIT_SECONDS))["records"]
+        wall = time.monotonic() - started
+        cpu = _cpu_seconds() - cpu
+        sent = list(dialer.originates)
+        peak = max(dialer.peak_concurrent, _peak_overlap(records))
+        return RunResult(
+            "voxcast", len(targets), sum(r["result"] == "completed" for r in records),
+            sum(r["answered"] for r in records), wall, cpu, *_intervals(sent),
+            max_in_window(sent), peak)
 
 
 def _peak_overlap(records: list[dict[str, Any]]) -> int:
     """Most calls between setup and disconnect at once, from the report's own times."""
-    moments = []
-    for record in records:
-        if record["setup_time"] and record["disconnect_time"]:
-            moments.append((datetime.strptime(record["setup_time"], TIME_FORMAT), 1))
-            moments.append((datetime.strptime(record["disconnect_time"], TIME_FORMAT), -1))
-    live = peak = 0
-    for _, change in sorted(moments, key=lambda m: (m[0], m[1])):
-        live += change
-        peak = max(peak, live)
-    return peak
+    def moment(text: str) -> float:
+        return datetime.strptime(text, TIME_FORMAT).timestamp()
+
+    return max_overlap([(moment(r["setup_time"]), moment(r["disconnect_time"]))
+                        for r in records if r["setup_time"] and r["disconnect_time"]])
 
 
 async def main(calls: int, rate: float, max_concurrent: int) -> dict[str, Any]:
     root = Path(os.environ.get("VOXCAST_ASTERISK_ROOT", "/"))
     runtime = Path(tempfile.mkdtemp(prefix="voxcast-bench-"))
+    rtp_start, rtp_end = free_udp_range(max(200, 4 * max_concurrent))
     settings = with_generated_secrets(Settings(
         runtime_dir=runtime, asterisk_root=root, instance_name=f"bench-{uuid.uuid4().hex[:6]}",
-        ari_url=f"http://127.0.0.1:{free_port()}", sip_port=free_port(socket.SOCK_DGRAM),
-        ami_port=free_port(), rtp_start=20000, rtp_end=24999, ring_timeout=10,
+        ari_url=f"http://127.0.0.1:{free_tcp_port()}", sip_port=free_udp_port(),
+        ami_port=free_tcp_port(), rtp_start=rtp_start, rtp_end=rtp_end, ring_timeout=10,
         calls_per_second=rate, max_concurrent_calls=max_concurrent, media_allow_loopback=True))
     layout = layout_of(settings)
     audio = tone_wav(WAV_SECONDS, rate=8000, channels=1)
-    wav_runner, wav_url = await serve_audio(audio, "/bench.wav")
-    far_end = SippFarEnd(root=root, scenario="answer.xml", port=free_port(socket.SOCK_DGRAM),
+    far_end = SippFarEnd(root=root, scenario="answer.xml", port=free_udp_port(),
                          work_dir=layout.sipp_dir / "bench")
     try:
-        async with running_asterisk(settings):
+        async with serving_files({"/bench.wav": audio}) as media_base, \
+                running_asterisk(settings):
             await far_end.start()
             targets = [f"sip:b{i}@127.0.0.1:{far_end.port}" for i in range(calls)]
             sound_path = layout.sound_dir / "bench-baseline.wav"
@@ -236,11 +191,10 @@ async def main(calls: int, rate: float, max_concurrent: int) -> dict[str, Any]:
             sound = "sound:" + layout.inside(sound_path).removesuffix(".wav")
             base = await baseline(settings, targets, sound, rate, max_concurrent)
             invites_after_baseline = far_end.received_invites()
-            vox = await voxcast(settings, targets, wav_url)
+            vox = await voxcast(settings, targets, media_base + "/bench.wav")
             invites = far_end.received_invites() - invites_after_baseline
     finally:
         await far_end.stop()
-        await wav_runner.cleanup()
         shutil.rmtree(layout.instance_dir, ignore_errors=True)  # its Asterisk folder
         shutil.rmtree(runtime, ignore_errors=True)
     return {

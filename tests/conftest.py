@@ -1,43 +1,35 @@
-"""Shared test helpers: free loopback ports, generated audio, bounded child processes."""
+"""Session-wide rules: every process a test starts is gone when the run ends.
 
-import asyncio
-import io
-from pathlib import Path
+Helpers live in tests/support; this file only holds the hooks.
+"""
 
-import numpy as np
+from __future__ import annotations
+
 import pytest
-import soundfile
 
-from app.demo import free_port, tone_wav
-
-__all__ = ["free_port", "run_bounded", "tone_mp3", "tone_wav"]
+from tests.support import processes
 
 
-async def run_bounded(command: list[str], limit: float, env: dict[str, str],
-                      cwd: Path | None = None) -> tuple[int, str, str]:
-    """Run a command to its end within `limit` seconds (killed otherwise): its exit code,
-    standard output and standard error."""
-    process = await asyncio.create_subprocess_exec(
-        *command, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), limit)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return process.returncode, stdout.decode("utf-8", "replace"), stderr.decode("utf-8",
-                                                                                  "replace")
+@pytest.fixture(scope="session", autouse=True)
+def _mark_this_run(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Children of this run carry its temporary folder (runtime dirs) in their environment."""
+    processes.add_marker(f"{tmp_path_factory.getbasetemp()}/")
 
 
-def tone_mp3(seconds: float, rate: int = 44100) -> bytes:
-    frames = np.arange(int(seconds * rate)) / rate
-    buffer = io.BytesIO()
-    soundfile.write(buffer, 0.3 * np.sin(2 * np.pi * 660 * frames), rate, format="MP3")
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def unused_port() -> int:
-    return free_port()
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when anything it started still runs; stop it either way."""
+    left = processes.leftovers()
+    if not left:
+        return
+    for leftover in left:
+        processes.kill_leftover(leftover.pid)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"  pid {leftover.pid}: {leftover.what}" for leftover in left]
+    message = "processes this run started were still running at its end (now stopped):"
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_sep("=", "leftover processes", red=True)
+        reporter.write_line(message)
+        for line in lines:
+            reporter.write_line(line)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -60,6 +60,7 @@ class Answered:
 class PlaybackFinished:
     item: int
     succeeded: bool
+    observed: bool = True  # False: it ended while no events reached us; how is unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,10 +195,11 @@ def advance(state: CallState, event: CallEvent) -> Transition:
         case Answered(at=at) if state.phase in (Phase.DIALING, Phase.RINGING):
             return _next_after_answer(replace(state, phase=Phase.ANSWERED, connect_time=at))
 
-        case PlaybackFinished(item=item, succeeded=ok) if (
+        case PlaybackFinished(item=item, succeeded=ok, observed=observed) if (
             state.phase is Phase.ANSWERED and item == len(state.playback)
         ):
-            played = replace(state, playback=(*state.playback, "done" if ok else "failed"))
+            heard = ("done" if ok else "failed") if observed else "unknown"
+            played = replace(state, playback=(*state.playback, heard))
             if item + 1 < state.playlist_length:
                 return Transition(played, (Play(item + 1),))
             hung = replace(played, phase=Phase.HANGING_UP, hangup_by=HangupBy.SERVICE,

@@ -30,7 +30,8 @@ class SippStartError(RuntimeError):
     """SIPp exited or did not bind its SIP port; the message carries the end of its output."""
 
 
-def _udp_port_free(port: int) -> bool:
+def udp_port_is_free(port: int) -> bool:
+    """Nothing is bound to UDP 127.0.0.1:port right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
             probe.bind(("127.0.0.1", port))
@@ -45,7 +46,7 @@ def pick_media_port() -> int:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.0.0.1", 0))
             port = int(probe.getsockname()[1]) & ~1
-        if port >= 1024 and _udp_port_free(port) and _udp_port_free(port + 2):
+        if port >= 1024 and udp_port_is_free(port) and udp_port_is_free(port + 2):
             return port
     raise OSError("no free UDP port pair for SIPp media")
 
@@ -81,7 +82,11 @@ class SippFarEnd:
     `work_dir` is a host folder inside `root`: the scenario is copied there so a chrooted
     SIPp can read it, and SIPp writes its logs there. `extra_args` go to SIPp as given
     (e.g. ["-d", "2000"] for answer_then_bye). With `rtp_echo`, SIPp binds the media port
-    and echoes RTP; otherwise the advertised media port only receives into the void.
+    and echoes RTP; otherwise SIPp does not bind it (checked with SIPp 3.8), so a test may
+    bind it to capture the audio Asterisk sends.
+
+    Besides its invites log (one line per call), SIPp writes every SIP message it sends or
+    receives, with a timestamp, to `message_trace`: what the far end really saw.
     """
 
     def __init__(
@@ -123,6 +128,7 @@ class SippFarEnd:
         self.invite_log = work_dir / f"{base}.invites.log"
         self.error_log = work_dir / f"{base}.errors.log"
         self.console_log = work_dir / f"{base}.console.log"
+        self.message_trace = work_dir / f"{base}.messages.log"
         self._proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -159,6 +165,8 @@ class SippFarEnd:
             # One flushed line per new call (the <log> on each INVITE): the INVITE count.
             "-trace_logs", "-log_file", inside(self.invite_log),
             "-trace_err", "-error_file", inside(self.error_log),
+            # Every message, each flushed with an RFC 3339 timestamp (local time zone).
+            "-trace_msg", "-message_file", inside(self.message_trace),
         ]  # fmt: skip
         if self.rtp_echo:
             args.append("-rtp_echo")
@@ -170,6 +178,7 @@ class SippFarEnd:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(SCENARIO_DIR / f"{self.scenario}.xml", self.scenario_file)
         self.invite_log.unlink(missing_ok=True)
+        self.message_trace.unlink(missing_ok=True)
         if self.media_port is None:
             self.media_port = pick_media_port()
         return self.console_log.open("wb")

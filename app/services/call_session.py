@@ -105,6 +105,7 @@ class CallSession:
         self._state = CallState(playlist_length=len(call.sounds))
         self._phase_deadline = 0.0
         self._hangup_requested: str | None = None
+        self._playing: int | None = None  # the item whose play Asterisk accepted last
         self._retry = RetryPolicy.from_stored(call.retry)
         self._originate_uncertain = False
         self._originate_accepted = False
@@ -140,6 +141,26 @@ class CallSession:
     def report_lost(self, reason: str, at: datetime | None = None) -> None:
         """The channel is gone without a ChannelDestroyed we saw; `at` is when it was lost."""
         self._events.put_nowait(ChannelLost(at or _now(), reason))
+
+    async def check_playback(self) -> None:
+        """After the event stream was down: end the current item if Asterisk finished it.
+
+        Asterisk never replays events, so a PlaybackFinished sent during the gap is lost and
+        the call would wait for max_call_seconds. A playback Asterisk no longer knows has
+        ended; how it ended was not seen, so it reads "unknown" and the playlist goes on.
+        """
+        item = self._playing
+        if self._state.phase is not Phase.ANSWERED or item != len(self._state.playback):
+            return
+        try:
+            exists = await self._ari.playback_exists(playback_id_for(self.channel_id, item))
+        except AriError as error:
+            log.warning("call %s: could not look up its playback: %s", self.call.call_id, error)
+            return
+        if not exists:
+            log.info("call %s: item %d ended while the event stream was down",
+                     self.call.call_id, item)
+            self._events.put_nowait(PlaybackFinished(item, succeeded=True, observed=False))
 
     async def run(self) -> None:
         """Originate, follow the call to its end, and store its final record."""
@@ -182,6 +203,7 @@ class CallSession:
                 self._state = CallState(length, phase, ring_time=ring_time)
             else:
                 playing = await self._item_playing()
+                self._playing = playing
                 self._state = CallState(
                     length, Phase.ANSWERED, ring_time=ring_time,
                     connect_time=connect_time or _now(),
@@ -282,6 +304,7 @@ class CallSession:
                         channel_id=self.channel_id,
                         playback_id=playback_id_for(self.channel_id, item),
                         media=self.call.sounds[item])
+                    self._playing = item
                 except AriNotFound:
                     pass  # the channel is gone; ChannelDestroyed follows
                 except AriError as error:

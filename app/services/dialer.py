@@ -25,7 +25,7 @@ from app.adapters.cel.channel_log import ChannelEventLog, ChannelHistory
 from app.adapters.db.call_queue import CallQueue
 from app.adapters.db.call_writes import CallWrites
 from app.domain.broadcasts import ClaimedCall, InFlightCall
-from app.domain.call_state import CallState, ChannelLost, EndedUnobserved, advance
+from app.domain.call_state import CallState, ChannelLost, EndedUnobserved, Phase, advance
 from app.services.call_session import CallSession, channel_id_for, final_record
 
 log = logging.getLogger(__name__)
@@ -292,8 +292,9 @@ class Dialer:
             session.report_lost(MEDIA_SERVER_LOST, at)
 
     async def reconcile(self) -> None:
-        """After the event stream reconnects: settle, in the background (events keep flowing
-        meanwhile), the calls that ended while it was down."""
+        """After the event stream reconnects, catch up, in the background (events keep
+        flowing meanwhile), on what happened while it was down: calls whose channel ended are
+        settled, answered calls whose playback ended move on to their next item or hang up."""
         self._in_background(self._reconcile(), "reconcile")
 
     async def _reconcile(self) -> None:
@@ -320,6 +321,10 @@ class Dialer:
             else:
                 session.report_lost("the channel ended while the event stream was down and "
                                     "Asterisk's log does not say how", lost_at)
+        await asyncio.gather(*(session.check_playback() for session, _task
+                               in list(self._sessions.values())
+                               if session.channel_id in live
+                               and session.state.phase is Phase.ANSWERED))
         await self.recover()
 
     async def shutdown(self, drain_timeout: float) -> None:

@@ -9,8 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from app.main import STORE, create_app
-from app.settings import Secret, Settings
-from tests.conftest import free_port
+from tests.support.settings import without_asterisk
 
 GOOD = {"to": "sip:alice@127.0.0.1:5070", "from": "me",
         "playlist": [{"play": "http://127.0.0.1:9/hello.wav"}]}
@@ -19,9 +18,8 @@ GOOD = {"to": "sip:alice@127.0.0.1:5070", "from": "me",
 @pytest.fixture
 async def client(aiohttp_client, tmp_path: Path) -> TestClient:
     # No Asterisk: ARI points at a closed port, so nothing is ever dialled here.
-    settings = Settings(runtime_dir=tmp_path, asterisk_root=tmp_path,
-                        ari_url=f"http://127.0.0.1:{free_port()}", ari_password=Secret("x" * 20),
-                        max_recipients=50, max_body_bytes=64 * 1024, media_allow_loopback=True)
+    settings = without_asterisk(tmp_path, max_recipients=50, max_body_bytes=64 * 1024,
+                                media_allow_loopback=True)
     return await aiohttp_client(create_app(settings))
 
 

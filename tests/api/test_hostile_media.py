@@ -14,8 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from app.main import STORE, create_app
-from app.settings import Secret, Settings
-from tests.conftest import free_port, tone_wav
+from tests.support.audio import tone_wav
+from tests.support.settings import without_asterisk
 
 LIMIT = 1024 * 1024
 
@@ -66,10 +66,9 @@ async def media_server() -> str:
 
 @pytest.fixture
 async def client(aiohttp_client, tmp_path: Path) -> TestClient:
-    settings = Settings(runtime_dir=tmp_path, asterisk_root=tmp_path,
-                        ari_url=f"http://127.0.0.1:{free_port()}", ari_password=Secret("x" * 20),
-                        media_allow_loopback=True, media_max_bytes=LIMIT,
-                        media_total_timeout=1.0, media_check_seconds=4.0, tts_engines="flite")
+    settings = without_asterisk(tmp_path, media_allow_loopback=True, media_max_bytes=LIMIT,
+                                media_total_timeout=1.0, media_check_seconds=4.0,
+                                tts_engines="flite")
     return await aiohttp_client(create_app(settings))
 
 
@@ -99,9 +98,7 @@ async def test_hostile_urls(client, url, status, words):
 
 
 async def test_loopback_is_denied_unless_allowed(aiohttp_client, media_server, tmp_path):
-    settings = Settings(runtime_dir=tmp_path, asterisk_root=tmp_path,
-                        ari_url=f"http://127.0.0.1:{free_port()}", ari_password=Secret("x" * 20),
-                        tts_engines="flite")
+    settings = without_asterisk(tmp_path, tts_engines="flite")
     strict = await aiohttp_client(create_app(settings))
     await _refused(strict, media_server + "/good.wav", 422, "loopback")
 

@@ -14,8 +14,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from app.main import STORE, create_app
-from app.settings import Secret, Settings
-from tests.conftest import free_port
+from app.settings import Secret
+from tests.support.settings import without_asterisk
 
 ACME = "acme-key-0123456789abcdef"
 GLOBEX = "globex-key-0123456789abcdef"
@@ -153,10 +153,9 @@ CASES = [
 
 @pytest.fixture
 async def client(aiohttp_client, tmp_path: Path) -> TestClient:
-    settings = Settings(runtime_dir=tmp_path, asterisk_root=tmp_path,
-                        ari_url=f"http://127.0.0.1:{free_port()}", ari_password=Secret("x" * 20),
-                        api_keys=Secret(f"acme:{ACME},globex:{GLOBEX}"), max_recipients=100,
-                        max_body_bytes=1024 * 1024, tts_engines="flite")
+    settings = without_asterisk(tmp_path, api_keys=Secret(f"acme:{ACME},globex:{GLOBEX}"),
+                                max_recipients=100, max_body_bytes=1024 * 1024,
+                                tts_engines="flite")
     return await aiohttp_client(create_app(settings))
 
 
@@ -193,9 +192,8 @@ async def test_other_tenants_ids_look_unknown(client):
 
 
 async def test_ipv6_targets_are_refused_when_ipv6_is_off(aiohttp_client, tmp_path: Path):
-    settings = Settings(runtime_dir=tmp_path, asterisk_root=tmp_path, sip_address6="",
-                        ari_url=f"http://127.0.0.1:{free_port()}", ari_password=Secret("x" * 20),
-                        api_keys=Secret(f"acme:{ACME}"), tts_engines="flite")
+    settings = without_asterisk(tmp_path, sip_address6="", api_keys=Secret(f"acme:{ACME}"),
+                                tts_engines="flite")
     client = await aiohttp_client(create_app(settings))
     response = await client.post(
         "/voice/call/play", data=recipients("sip:a@127.0.0.1:5070", "sip:b@[::1]:5070"),

@@ -21,8 +21,7 @@ from app.api.records import call_record
 from app.api.responses import CallRecord
 from app.domain import broadcasts
 from app.main import create_app
-from app.settings import Secret, Settings
-from tests.conftest import free_port
+from tests.support.settings import without_asterisk
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SCHEMA_REF = "#/components/schemas/"
@@ -274,9 +273,7 @@ def test_the_docs_page_loads_only_its_own_files():
 
 @pytest.fixture
 async def client(aiohttp_client: Any, tmp_path: Path) -> TestClient:
-    settings = Settings(runtime_dir=tmp_path, asterisk_root=tmp_path,
-                        ari_url=f"http://127.0.0.1:{free_port()}", ari_password=Secret("x" * 20),
-                        max_recipients=42, max_playlist_items=4)
+    settings = without_asterisk(tmp_path, max_recipients=42, max_playlist_items=4)
     client: TestClient = await aiohttp_client(create_app(settings))
     return client
 

@@ -8,15 +8,12 @@ from pathlib import Path
 import pytest
 
 from app.main import STORE, create_app
-from app.settings import Secret, Settings
-from tests.conftest import free_port
+from tests.support.settings import without_asterisk
 
 
 @pytest.fixture
 async def client(aiohttp_client, tmp_path: Path):
-    settings = Settings(runtime_dir=tmp_path, asterisk_root=tmp_path,
-                        ari_url=f"http://127.0.0.1:{free_port()}", ari_password=Secret("x" * 20),
-                        tts_engines="flite")
+    settings = without_asterisk(tmp_path, tts_engines="flite")
     return await aiohttp_client(create_app(settings))
 
 

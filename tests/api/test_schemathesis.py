@@ -29,7 +29,9 @@ from schemathesis.checks import CHECKS, load_all_checks
 import app.adapters.media.fetcher as fetcher_module
 from app.main import create_app
 from app.settings import Secret, Settings
-from tests.conftest import free_port, run_bounded
+from tests.support.ports import free_tcp_port as free_port
+from tests.support.processes import run_bounded
+from tests.support.settings import without_asterisk
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -57,11 +59,9 @@ class RecordingResolver(AbstractResolver):
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return Settings(
-        runtime_dir=tmp_path, asterisk_root=tmp_path, api_keys=Secret(f"fuzz:{API_KEY}"),
-        ari_url=f"http://127.0.0.1:{free_port()}", ari_password=Secret("x" * 20),
-        media_allow_loopback=False, media_check_seconds=0.5, tts_engines="flite",
-        max_recipients=20, max_playlist_items=5)
+    return without_asterisk(
+        tmp_path, api_keys=Secret(f"fuzz:{API_KEY}"), media_allow_loopback=False,
+        media_check_seconds=0.5, tts_engines="flite", max_recipients=20, max_playlist_items=5)
 
 
 async def test_schemathesis_with_every_check_finds_nothing(

@@ -9,8 +9,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from app.main import STORE, create_app
-from app.settings import Secret, Settings
-from tests.conftest import free_port
+from app.settings import Secret
+from tests.support.settings import without_asterisk
 
 ACME = "acme-key-0123456789abcdef"
 GLOBEX = "globex-key-0123456789abcdef"
@@ -25,9 +25,8 @@ def bearer(key: str) -> dict[str, str]:
 @pytest.fixture
 async def client(aiohttp_client, tmp_path: Path) -> TestClient:
     # ARI is a closed port: calls stay queued, so cancel and tenancy are seen on queued work.
-    settings = Settings(runtime_dir=tmp_path, asterisk_root=tmp_path,
-                        ari_url=f"http://127.0.0.1:{free_port()}", ari_password=Secret("x" * 20),
-                        api_keys=Secret(f"acme:{ACME},globex:{GLOBEX}"), tts_engines="flite")
+    settings = without_asterisk(tmp_path, api_keys=Secret(f"acme:{ACME},globex:{GLOBEX}"),
+                                tts_engines="flite")
     return await aiohttp_client(create_app(settings))
 
 
@@ -127,7 +126,7 @@ async def test_keys_from_the_database_work_until_revoked(client):
 
 
 async def test_uploads_belong_to_their_tenant(client):
-    from tests.conftest import tone_wav
+    from tests.support.audio import tone_wav
 
     response = await client.post("/media", data=tone_wav(0.3), headers={
         **bearer(ACME), "Content-Type": "audio/wav"})

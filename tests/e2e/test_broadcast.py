@@ -7,10 +7,19 @@ from datetime import datetime
 
 import pytest
 
-from tests.e2e.conftest import WAV_SECONDS, MediaPlane, Service
+from tests.e2e.conftest import WAV_HZ, WAV_SECONDS, MediaPlane
+from tests.support.audio import dominant_frequency, tone_seconds
+from tests.support.rtp import stream_of
+from tests.support.service import Service, poll
+from tests.support.sip_trace import Dialog
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
+# The tone's length as heard: Asterisk sends the converted file in 20 ms RTP packets, so the
+# first and last packets may be partial (20 ms each) and the classifier counts whole 20 ms
+# frames, each edge frame being tone or not (20 ms each): 80 ms at most, rounded up to 0.1 s.
+HEARD_LENGTH_TOLERANCE = 0.1
+HZ_TOLERANCE = 5.0  # a 3 s tone resolves to a fraction of a hertz; 5 Hz says "the same tone"
 FOUNDING_FIELDS = {"type", "id", "result", "request_time", "to", "from", "setup_time",
                    "disconnect_time", "disconnect_cause_code", "disconnect_cause_text",
                    "duration", "answered"}
@@ -28,15 +37,41 @@ async def test_founding_request_reports_every_sip_outcome(media_plane: MediaPlan
     body = {"recipients": [{"to": media_plane.uri(b, user=f"u{i}")}
                            for i, b in enumerate(behaviours)],
             "from": "me", "playlist": [{"play": media_plane.media_url}]}
-    status, accepted = await service.post("/voice/call/play", body)
-    assert status == 200, accepted
-    assert accepted["code"] == 0 and accepted["status"] == 200 and accepted["data"] == "accepted"
-    request_id = accepted["request_id"]
+    with media_plane.rtp.recording() as rtp:
+        status, accepted = await service.post("/voice/call/play", body)
+        assert status == 200, accepted
+        assert accepted["code"] == 0 and accepted["status"] == 200
+        assert accepted["data"] == "accepted"
+        request_id = accepted["request_id"]
+        report = await _founding_report(service, request_id, len(behaviours))
+        wire = await _wire_settled(media_plane, behaviours)
+    _check_the_wire(media_plane, behaviours, wire)
+    assert media_plane.sipp_errors(d for ds in wire.values() for d in ds) == []
+    (answer_dialog,) = wire["answer"]
+    stream = stream_of(answer_dialog, rtp.streams())
+    assert stream is not None, [s.source_port for s in rtp.streams()]
+    heard = stream.samples()
+    assert abs(dominant_frequency(heard) - WAV_HZ) <= HZ_TOLERANCE
+    assert abs(tone_seconds(heard, WAV_HZ) - WAV_SECONDS) <= HEARD_LENGTH_TOLERANCE, \
+        (tone_seconds(heard, WAV_HZ), stream.seconds, stream.lost)
+    _check_records(media_plane, behaviours, report)
 
+    _, done = await service.get(f"/voice/call/status/{request_id}")
+    assert done["report"]["status"] == "ready"
+    assert done["report"]["progress"] == {"total": 7, "queued": 0, "in_progress": 0,
+                                          "completed": 7}
+    for record in report["records"]:
+        status, alone = await service.get(f"/voice/call/status/{record['id']}")
+        assert status == 200 and alone["request_id"] == record["id"]
+        assert alone["record"] == record
+
+
+async def _founding_report(service: Service, request_id: str, total: int) -> dict:
+    """The report, checked pending first, then ready."""
     _, pending = await service.get(f"/voice/call/status/{request_id}")
     assert pending["report"]["status"] == "pending"
     assert pending["report"]["location"] == "/reports"
-    assert pending["report"]["progress"]["total"] == len(behaviours)
+    assert pending["report"]["progress"]["total"] == total
     _, early = await service.get(f"/report/{pending['report']['id']}")
     assert early["status"] == 200 and early["report_status"] == "pending"
     assert early["records"] == []
@@ -44,6 +79,47 @@ async def test_founding_request_reports_every_sip_outcome(media_plane: MediaPlan
     report = await service.wait_for_report(request_id, limit=45)
     assert report["code"] == 0 and report["status"] == 200 and report["report_status"] == "ready"
     assert report["request_id"] == pending["report"]["id"]
+    return report
+
+
+async def _wire_settled(media_plane: MediaPlane, behaviours: list[str]) -> dict[str, list]:
+    """Each far end's dialogs for its user, once each has ended (our ACK may trail the report)."""
+    async def settled() -> tuple[bool, dict[str, list[Dialog]]]:
+        wire = {b: media_plane.dialogs(b, [f"u{i}"]) for i, b in enumerate(behaviours)
+                if b != "silent"}
+        complete = all(d.received("ACK") and d.ended_at is not None
+                       for dialogs in wire.values() for d in dialogs)
+        return complete, {b: [d.timeline() for d in ds] for b, ds in wire.items()} \
+            if not complete else wire
+
+    return await poll(settled, limit=5.0, what="far ends saw every call end")
+
+
+def _check_the_wire(media_plane: MediaPlane, behaviours: list[str],
+                    wire: dict[str, list[Dialog]]) -> None:
+    """Each far end's own trace: one dialog, and the messages each outcome must have."""
+    for behaviour, dialogs in wire.items():
+        assert len(dialogs) == 1, (behaviour, [d.timeline() for d in dialogs])
+    (answered,) = wire["answer"]
+    assert answered.final_status == 200 and answered.received("ACK"), answered.timeline()
+    (bye,) = answered.received("BYE")  # we hung up after the playlist, once
+    assert bye.at > answered.received("ACK")[0].at, answered.timeline()
+    assert not answered.sent_requests("BYE"), answered.timeline()
+    assert [m for m in answered.sent_responses("BYE") if m.status == 200], answered.timeline()
+    for behaviour in ("reject_486", "reject_404", "reject_503", "reject_603"):
+        (dialog,) = wire[behaviour]
+        assert dialog.final_status == int(behaviour[-3:]), dialog.timeline()
+        assert dialog.received("ACK") and not dialog.received("BYE"), dialog.timeline()
+    (rang,) = wire["ring"]  # rang until the originate timeout: Asterisk CANCELs it
+    assert [m.status for m in rang.sent_responses() if m.status == 180], rang.timeline()
+    assert rang.received("CANCEL") and rang.final_status == 487, rang.timeline()
+    assert rang.received("ACK"), rang.timeline()
+    silent_user = f"u{behaviours.index('silent')}"
+    for behaviour in media_plane.far_ends:  # nothing listens on its port: nobody got it
+        assert media_plane.dialogs(behaviour, [silent_user]) == [], behaviour
+
+
+def _check_records(media_plane: MediaPlane, behaviours: list[str], report: dict) -> None:
     records = {record["to"]: record for record in report["records"]}
     assert len(records) == len(behaviours)
     by = {b: records[media_plane.uri(b, user=f"u{i}")] for i, b in enumerate(behaviours)}
@@ -79,16 +155,6 @@ async def test_founding_request_reports_every_sip_outcome(media_plane: MediaPlan
         assert record["sip_code_source"] == source
     assert "ring_time" in by["ring"]
     assert by["reject_486"]["q850_cause"] == 17
-
-    for record in report["records"]:
-        status, alone = await service.get(f"/voice/call/status/{record['id']}")
-        assert status == 200 and alone["request_id"] == record["id"]
-        assert alone["record"] == record
-
-    _, done = await service.get(f"/voice/call/status/{request_id}")
-    assert done["report"]["status"] == "ready"
-    assert done["report"]["progress"] == {"total": 7, "queued": 0, "in_progress": 0,
-                                          "completed": 7}
 
 
 async def test_one_recipient_form(media_plane: MediaPlane, service: Service) -> None:

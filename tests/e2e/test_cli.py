@@ -18,8 +18,9 @@ import pytest
 
 from app.cli.display import RECORD_FIELDS
 from app.settings import Secret
-from tests.conftest import free_port, run_bounded
 from tests.e2e.conftest import MediaPlane, Service, running_service
+from tests.support.ports import free_tcp_port as free_port
+from tests.support.processes import run_bounded
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_bounded
-from tests.e2e.conftest import _asterisk_root
+from tests.support.asterisk_root import asterisk_root
+from tests.support.processes import run_bounded
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 async def test_the_demo_prints_a_bar_then_one_row_per_recipient() -> None:
     env = {name: value for name, value in os.environ.items() if not name.startswith("VOXCAST_")}
-    env.update({"VOXCAST_ASTERISK_ROOT": str(_asterisk_root()), "COLUMNS": "120"})
+    env.update({"VOXCAST_ASTERISK_ROOT": str(asterisk_root()), "COLUMNS": "120"})
     code, shown, errors = await run_bounded([sys.executable, "-m", "app", "demo"], 120, env,
                                             cwd=REPO)
     assert code == 0, errors

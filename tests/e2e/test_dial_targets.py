@@ -15,8 +15,8 @@ import pytest_asyncio
 from app.media_plane.sipp import SippFarEnd
 from app.media_plane.tls import place_tls_files
 from app.runtime import layout_of
-from tests.conftest import free_port
 from tests.e2e.conftest import MediaPlane, Service
+from tests.support.ports import free_tcp_port as free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 

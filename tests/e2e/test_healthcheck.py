@@ -9,8 +9,8 @@ import pytest
 
 from app.healthcheck import check
 from app.settings import Secret
-from tests.conftest import free_port
 from tests.e2e.conftest import MediaPlane, running_service
+from tests.support.ports import free_tcp_port as free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 

@@ -24,8 +24,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import free_port, run_bounded
-from tests.e2e.conftest import _asterisk_root
+from tests.support.asterisk_root import asterisk_root
+from tests.support.ports import free_tcp_port as free_port
+from tests.support.processes import run_bounded
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -74,7 +75,7 @@ async def test_the_readme_walkthrough_runs_verbatim(tmp_path: Path) -> None:
     clean = {name: value for name, value in os.environ.items()
              if not name.startswith("VOXCAST_")}
     instance = f"readme-{uuid.uuid4().hex[:8]}"
-    service_env = {**clean, "VOXCAST_ASTERISK_ROOT": str(_asterisk_root()),
+    service_env = {**clean, "VOXCAST_ASTERISK_ROOT": str(asterisk_root()),
                    "VOXCAST_INSTANCE_NAME": instance, "VOXCAST_PORT": str(api),
                    "VOXCAST_ARI_URL": f"http://127.0.0.1:{free_port()}",
                    "VOXCAST_AMI_PORT": str(free_port()),
@@ -104,7 +105,7 @@ async def test_the_readme_walkthrough_runs_verbatim(tmp_path: Path) -> None:
                 service.kill()
                 await service.wait()
         log.close()
-        shutil.rmtree(_asterisk_root() / "srv/voxcast" / instance, ignore_errors=True)
+        shutil.rmtree(asterisk_root() / "srv/voxcast" / instance, ignore_errors=True)
     assert code == 0, f"{shown[-3000:]}\n{errors[-3000:]}"
     assert '"data": "ready"' not in shown  # sanity: the envelope says accepted, not ready
     assert '"ready": true' in shown

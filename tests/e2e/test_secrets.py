@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets as secrets_module
-import signal
 import stat
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from app.runtime import layout_of
-from tests.conftest import free_port
-from tests.e2e.conftest import REPO, MediaPlane, service_environment, start_service_process
+from app.settings import Secret
+from tests.e2e.conftest import MediaPlane
+from tests.support.ports import free_tcp_port
+from tests.support.service import REPO, ServiceProcess, environment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 API_KEY = "acme-" + secrets_module.token_urlsafe(24)  # made per run, so no file holds it
@@ -23,32 +23,28 @@ API_KEY = "acme-" + secrets_module.token_urlsafe(24)  # made per run, so no file
 async def test_secrets_stay_secret(media_plane: MediaPlane, tmp_path: Path) -> None:
     settings = media_plane.settings
     secrets = [settings.ari_password.value, settings.ami_password.value, API_KEY]
-    port = free_port()
-    env = service_environment(settings, tmp_path, port, api_keys=f"acme:{API_KEY}",
-                              log_level="DEBUG")
-    process = await start_service_process(env, port)
+    service_settings = settings.with_overrides(runtime_dir=tmp_path, port=free_tcp_port(),
+                                               api_keys=Secret(f"acme:{API_KEY}"))
     bodies = []
-    try:
-        async with aiohttp.ClientSession() as http:
-            base = f"http://127.0.0.1:{port}"
-            auth = {"Authorization": f"Bearer {API_KEY}"}
-            requests = [
-                ("POST", "/voice/call/play", {"to": media_plane.uri("reject_486"), "from": "me",
-                                              "playlist": [{"pause": 1}]}, auth),
-                ("POST", "/voice/call/play", {"to": "bad"}, auth),
-                ("POST", "/voice/call/play", {"to": "bad"},
-                 {"Authorization": f"Bearer {API_KEY}x"}),
-                ("GET", "/ready", None, {}),
-                ("GET", "/openapi.json", None, {}),
-            ]
-            for method, path, body, headers in requests:
-                async with http.request(method, base + path, json=body,
-                                        headers=headers) as response:
-                    bodies.append(await response.text())
-            await asyncio.sleep(2)  # let the call end and be logged
-    finally:
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), timeout=30)
+    env = environment(service_settings, log_level="DEBUG")
+    async with ServiceProcess("serve", env) as service:
+        await service.start()
+        auth = {"Authorization": f"Bearer {API_KEY}"}
+        requests = [
+            ("POST", "/voice/call/play", {"to": media_plane.uri("reject_486"), "from": "me",
+                                          "playlist": [{"pause": 1}]}, auth),
+            ("POST", "/voice/call/play", {"to": "bad"}, auth),
+            ("POST", "/voice/call/play", {"to": "bad"},
+             {"Authorization": f"Bearer {API_KEY}x"}),
+            ("GET", "/ready", None, {}),
+            ("GET", "/openapi.json", None, {}),
+        ]
+        for method, path, body, headers in requests:
+            async with service.api.http.request(method, service.api.base + path, json=body,
+                                                headers=headers) as response:
+                bodies.append(await response.text())
+        await asyncio.sleep(2)  # let the call end and be logged
+        await service.stop()
 
     layout = layout_of(settings)
     logs = [tmp_path / "service.log", *layout.log_dir.rglob("*")]

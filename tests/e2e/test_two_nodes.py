@@ -12,8 +12,9 @@ import pytest
 
 from app.adapters.db.store import Store
 from app.settings import Settings
-from tests.e2e.conftest import MediaPlane, running_service
+from tests.e2e.conftest import MediaPlane
 from tests.store.conftest import PG_DSN
+from tests.support.service import running_service
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 

@@ -14,7 +14,7 @@ from app.media_plane.layout import (
     find_module_dir,
 )
 from app.media_plane.sipp import SippFarEnd
-from tests.e2e.conftest import _asterisk_root
+from tests.support.asterisk_root import asterisk_root
 
 CHROOT = Path("/cache/sid-root")
 
@@ -115,6 +115,6 @@ def test_a_root_without_asterisk_says_so(tmp_path):
 
 @pytest.mark.e2e
 def test_the_provisioned_root_has_its_modules_found():
-    root = _asterisk_root()
+    root = asterisk_root()
     found = find_module_dir(root)
     assert (root / found.lstrip("/") / "res_ari.so").is_file()

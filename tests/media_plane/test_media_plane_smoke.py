@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import secrets
 import shutil
-import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -20,39 +18,10 @@ from app.media_plane.asterisk_process import AsteriskProcess
 from app.media_plane.config import AsteriskConfigValues, render_asterisk_config
 from app.media_plane.layout import AsteriskLayout, default_instance_dir, find_module_dir
 from app.media_plane.sipp import SippFarEnd
+from tests.support import processes
+from tests.support.ports import free_tcp_port, free_udp_port, free_udp_range
 
 REPO = Path(__file__).resolve().parents[2]
-# Spreads concurrent runs over the port range; not a security use.
-_rng = random.Random()  # noqa: S311
-
-
-def _bindable(port: int, kind: int) -> bool:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_ports(count: int, low: int = 25000, high: int = 25999) -> list[int]:
-    """`count` distinct ports in [low, high] free for both TCP and UDP on 127.0.0.1."""
-    candidates = _rng.sample(range(low, high + 1), high - low + 1)
-    found = [
-        p
-        for p in candidates[:200]
-        if _bindable(p, socket.SOCK_STREAM) and _bindable(p, socket.SOCK_DGRAM)
-    ]
-    assert len(found) >= count, "no free ports around 25xxx"
-    return found[:count]
-
-
-def free_rtp_block(size: int = 100) -> int:
-    for _ in range(50):
-        start = _rng.randrange(26000, 29000, size)
-        if all(_bindable(p, socket.SOCK_DGRAM) for p in range(start, start + size, 2)):
-            return start
-    raise AssertionError("no free RTP port block")
 
 
 def provision() -> Path:
@@ -73,9 +42,12 @@ async def test_asterisk_reports_a_486_from_a_sipp_far_end() -> None:
     root = provision()
     if root != Path("/") and os.geteuid() != 0:
         pytest.skip("running Asterisk in the provisioned chroot needs root")
-    layout = AsteriskLayout(root, default_instance_dir(root, f"smoke-{uuid.uuid4().hex[:8]}"))
-    http_port, sip_port, ami_port, sipp_port = free_ports(4)
-    rtp_start = free_rtp_block()
+    instance = f"smoke-{uuid.uuid4().hex[:8]}"
+    processes.add_marker(f"/srv/voxcast/{instance}/")
+    layout = AsteriskLayout(root, default_instance_dir(root, instance))
+    http_port, ami_port = free_tcp_port(), free_tcp_port()
+    sip_port, sipp_port = free_udp_port(), free_udp_port()
+    rtp_start, rtp_end = free_udp_range(100)
     password = secrets.token_urlsafe(24)
     values = AsteriskConfigValues(
         instance_dir=layout.instance_dir_inside,
@@ -83,7 +55,7 @@ async def test_asterisk_reports_a_486_from_a_sipp_far_end() -> None:
         sip_port=sip_port,
         ami_port=ami_port,
         rtp_start=rtp_start,
-        rtp_end=rtp_start + 99,
+        rtp_end=rtp_end,
         ari_user="smoke",
         ari_password=password,
         ami_user="smokemon",
@@ -97,8 +69,10 @@ async def test_asterisk_reports_a_486_from_a_sipp_far_end() -> None:
     try:
         render_asterisk_config(values, layout.config_dir)
         await asterisk.start()
+        processes.register(asterisk.pid, "asterisk (smoke test)")
         await asterisk.wait_ready(base, "smoke", password)
         await far_end.start()
+        processes.register(far_end.pid, "sipp reject_486 (smoke test)")
 
         headers = AriCredentials("smoke", password).authorization_header()
         async with aiohttp.ClientSession(headers=headers) as http:

@@ -23,8 +23,9 @@ from app.media_plane.asterisk_process import AsteriskProcess, AsteriskStartError
 from app.runtime import layout_of, render_media_plane, with_generated_secrets
 from app.settings import Settings
 from app.startup_checks import bind_failures, media_plane_ports, read_log_from
-from tests.conftest import free_port, run_bounded
-from tests.e2e.conftest import _asterisk_root
+from tests.support.asterisk_root import asterisk_root
+from tests.support.ports import free_tcp_port as free_port
+from tests.support.processes import run_bounded
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -47,7 +48,7 @@ def ports() -> dict[str, int]:
 def _environment(tmp_path: Path, ports: dict[str, int], **extra: str) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("VOXCAST_")}
     env.update({
-        "VOXCAST_ASTERISK_ROOT": str(_asterisk_root()), "VOXCAST_RUNTIME_DIR": str(tmp_path),
+        "VOXCAST_ASTERISK_ROOT": str(asterisk_root()), "VOXCAST_RUNTIME_DIR": str(tmp_path),
         "VOXCAST_INSTANCE_NAME": f"startup-{uuid.uuid4().hex[:8]}",
         "VOXCAST_PORT": str(ports["VOXCAST_PORT"]),
         "VOXCAST_AMI_PORT": str(ports["VOXCAST_AMI_PORT"]),
@@ -75,7 +76,7 @@ async def test_a_taken_port_is_one_line_naming_its_setting_before_asterisk_start
     assert f"127.0.0.1:{ports[taken]}) is already in use" in lines[0]
     assert f"set {setting} to a free port" in lines[0]
     assert time.monotonic() - started < 15  # no 20 s wait for an Asterisk that cannot bind
-    instance = _asterisk_root() / "srv/voxcast" / env["VOXCAST_INSTANCE_NAME"]
+    instance = asterisk_root() / "srv/voxcast" / env["VOXCAST_INSTANCE_NAME"]
     assert not (instance / "log").exists(), "Asterisk was started anyway"
     shutil.rmtree(instance, ignore_errors=True)
 
@@ -83,7 +84,7 @@ async def test_a_taken_port_is_one_line_naming_its_setting_before_asterisk_start
 @pytest.fixture
 def asterisk_settings(tmp_path: Path, ports: dict[str, int]) -> Iterator[Settings]:
     settings = with_generated_secrets(Settings(
-        runtime_dir=tmp_path, asterisk_root=_asterisk_root(),
+        runtime_dir=tmp_path, asterisk_root=asterisk_root(),
         instance_name=f"startup-{uuid.uuid4().hex[:8]}",
         ari_url=f"http://127.0.0.1:{ports['ARI']}", ami_port=ports["VOXCAST_AMI_PORT"],
         sip_port=ports["VOXCAST_SIP_PORT"], rtp_start=14600, rtp_end=14699))
@@ -134,7 +135,7 @@ async def test_unknown_voxcast_names_are_warned_about_with_a_suggestion(
                        VOXCAST_CACHE_DIR="/tmp", VOXCAST_USE_HOST_ASTERISK="0")
     code, _, stderr = await run_bounded([sys.executable, "-m", "app", "render-asterisk"], 30,
                                         env, cwd=REPO)
-    shutil.rmtree(_asterisk_root() / "srv/voxcast" / env["VOXCAST_INSTANCE_NAME"],
+    shutil.rmtree(asterisk_root() / "srv/voxcast" / env["VOXCAST_INSTANCE_NAME"],
                   ignore_errors=True)
     assert code == 0, stderr
     warnings = [line for line in stderr.splitlines() if "not a Voxcast setting" in line]

@@ -19,7 +19,7 @@ import pytest_asyncio
 from app.media_plane.supervisor import AriAccess, AsteriskSupervisor
 from app.runtime import layout_of, render_media_plane, with_generated_secrets
 from app.settings import Settings
-from tests.conftest import free_port
+from tests.support.ports import free_tcp_port as free_port
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]

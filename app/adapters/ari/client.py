@@ -40,7 +40,7 @@ class AriCredentials:
 
 
 class AriClient:
-    """REST half of ARI: originate, play, hang up, list channels."""
+    """REST half of ARI: originate, play, hang up, list channels, look up a playback."""
 
     def __init__(self, base_url: str, credentials: AriCredentials, *, pool_size: int = 50,
                  request_timeout: float = 10.0) -> None:
