@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -26,6 +25,7 @@ import pytest
 
 from tests.support.asterisk_root import asterisk_root
 from tests.support.ports import free_tcp_port as free_port
+from tests.support.ports import free_udp_port
 from tests.support.processes import run_bounded
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,7 +70,7 @@ async def test_the_readme_walkthrough_runs_verbatim(tmp_path: Path) -> None:
     scratch.mkdir()
     for name in (".venv", "asterisk"):
         (scratch / name).symlink_to(REPO / name)
-    api, sipp = free_port(), free_port(socket.SOCK_DGRAM)
+    api, sipp = free_port(), free_udp_port()
     rtp_start = 15000 + (os.getpid() % 20) * 100
     clean = {name: value for name, value in os.environ.items()
              if not name.startswith("VOXCAST_")}
@@ -79,7 +79,7 @@ async def test_the_readme_walkthrough_runs_verbatim(tmp_path: Path) -> None:
                    "VOXCAST_INSTANCE_NAME": instance, "VOXCAST_PORT": str(api),
                    "VOXCAST_ARI_URL": f"http://127.0.0.1:{free_port()}",
                    "VOXCAST_AMI_PORT": str(free_port()),
-                   "VOXCAST_SIP_PORT": str(free_port(socket.SOCK_DGRAM)),
+                   "VOXCAST_SIP_PORT": str(free_udp_port()),
                    "VOXCAST_RTP_START": str(rtp_start), "VOXCAST_RTP_END": str(rtp_start + 99)}
     script = "\n".join(walkthrough())
     script = re.sub(r"\b8080\b", str(api), script)

@@ -25,6 +25,7 @@ from app.settings import Settings
 from app.startup_checks import bind_failures, media_plane_ports, read_log_from
 from tests.support.asterisk_root import asterisk_root
 from tests.support.ports import free_tcp_port as free_port
+from tests.support.ports import free_udp_port
 from tests.support.processes import run_bounded
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +43,7 @@ def _held(kind: int, port: int) -> socket.socket:
 @pytest.fixture
 def ports() -> dict[str, int]:
     return {"VOXCAST_PORT": free_port(), "VOXCAST_AMI_PORT": free_port(),
-            "ARI": free_port(), "VOXCAST_SIP_PORT": free_port(socket.SOCK_DGRAM)}
+            "ARI": free_port(), "VOXCAST_SIP_PORT": free_udp_port()}
 
 
 def _environment(tmp_path: Path, ports: dict[str, int], **extra: str) -> dict[str, str]:

@@ -6,7 +6,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -20,6 +19,7 @@ from app.media_plane.supervisor import AriAccess, AsteriskSupervisor
 from app.runtime import layout_of, render_media_plane, with_generated_secrets
 from app.settings import Settings
 from tests.support.ports import free_tcp_port as free_port
+from tests.support.ports import free_udp_port
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ async def settings(tmp_path: Path) -> AsyncIterator[Settings]:
     made = with_generated_secrets(Settings(
         runtime_dir=tmp_path, asterisk_root=_root(),
         instance_name=f"supervised-{uuid.uuid4().hex[:8]}",
-        ari_url=f"http://127.0.0.1:{free_port()}", sip_port=free_port(socket.SOCK_DGRAM),
+        ari_url=f"http://127.0.0.1:{free_port()}", sip_port=free_udp_port(),
         ami_port=free_port(), rtp_start=rtp, rtp_end=rtp + 49))
     yield made
     shutil.rmtree(layout_of(made).instance_dir, ignore_errors=True)

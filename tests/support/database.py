@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from app.adapters.db.store import ReportStore
+from app.adapters.db.store import Store
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,13 @@ class StoredCall:
 
 
 async def stored_calls(database_url: str, request_id: str) -> list[StoredCall]:
-    store = await ReportStore.open(database_url)
+    store = await Store.open(database_url)
     try:
-        rows = await store.calls_of(request_id)
+        records = await store.reports.records(request_id)
     finally:
         await store.close()
-    return [StoredCall(row.id, row.target, row.state, _utc(row.setup_time), row.claimed_by)
-            for row in rows]
+    return [StoredCall(record.id, record.target, record.state, _utc(record.setup_time),
+                       record.claimed_by) for record in records]
 
 
 def _utc(value: datetime | None) -> datetime | None:

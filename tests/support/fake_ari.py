@@ -155,6 +155,7 @@ class FakeAri:
         self.playback_lookups: list[tuple[str, bool]] = []  # GET /playbacks: (id, found)
         self.lost_events: list[str] = []  # event types sent while no websocket listened
         self.websocket_connects = 0
+        self.startup_time = time.strftime("%Y-%m-%dT%H:%M:%S.000+0000", time.gmtime())
         self._refuse_events_until = 0.0
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -196,6 +197,8 @@ class FakeAri:
         app = web.Application(middlewares=[self._authenticate])
         app.router.add_post("/ari/channels", self._originate)
         app.router.add_get("/ari/channels", self._list_channels)
+        app.router.add_get("/ari/channels/{channel_id}", self._get_channel)
+        app.router.add_get("/ari/asterisk/info", self._info)
         app.router.add_delete("/ari/channels/{channel_id}", self._hangup)
         app.router.add_post("/ari/channels/{channel_id}/play/{playback_id}", self._play)
         app.router.add_get("/ari/playbacks/{playback_id}", self._get_playback)
@@ -261,6 +264,16 @@ class FakeAri:
 
     async def _list_channels(self, _request: web.Request) -> web.StreamResponse:
         return web.json_response([channel.snapshot() for channel in self.channels.values()])
+
+    async def _get_channel(self, request: web.Request) -> web.StreamResponse:
+        channel = self.channels.get(request.match_info["channel_id"])
+        if channel is None:
+            return web.json_response({"message": "Channel not found"}, status=404)
+        return web.json_response(channel.snapshot())
+
+    async def _info(self, _request: web.Request) -> web.StreamResponse:
+        # A fixed startup time: this fake never restarts, so the service sees no restart.
+        return web.json_response({"status": {"startup_time": self.startup_time}})
 
     async def _hangup(self, request: web.Request) -> web.StreamResponse:
         channel = self.channels.get(request.match_info["channel_id"])

@@ -161,3 +161,26 @@ async def run_bounded(command: list[str], limit: float, env: Mapping[str, str],
         await kill_process(process)
     return (await process.wait(), stdout.decode("utf-8", "replace"),
             stderr.decode("utf-8", "replace"))
+
+
+def descendant_running(ancestor: int, marker: bytes) -> int | None:
+    """The pid of a process under `ancestor` whose command line holds `marker`."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    waiting = list(children.get(ancestor, []))
+    while waiting:
+        pid = waiting.pop()
+        try:
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+        except OSError:
+            continue
+        waiting.extend(children.get(pid, []))
+    return None

@@ -10,8 +10,10 @@ test's own VOXCAST_* environment, and can be killed with SIGKILL and started aga
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -173,7 +175,10 @@ async def run_command(*arguments: str, env: Mapping[str, str],
 
 
 class ServiceProcess:
-    """`python -m app serve|run` as a child process with its own environment.
+    """`python -m app serve|run`, or `make run` itself, as a child with its own environment.
+
+    With "make-run" the child is make, exactly as a user starts it; the service is the
+    `python -m app run` make starts, and `kill` crashes that process (make then ends).
 
     Its log goes to service.log in its runtime folder. `start` returns once /ready answers
     200 and raises with the log's end if it exits or stays unready; `kill` is a crash (SIGKILL);
@@ -181,7 +186,8 @@ class ServiceProcess:
     the service, and for `run` also any Asterisk of its instance a crash left behind.
     """
 
-    def __init__(self, command: Literal["serve", "run"], env: Mapping[str, str]) -> None:
+    def __init__(self, command: Literal["serve", "run", "make-run"],
+                 env: Mapping[str, str]) -> None:
         self.command = command
         self.env = dict(env)
         self.port = int(self.env.get("VOXCAST_PORT", "8080"))
@@ -208,7 +214,7 @@ class ServiceProcess:
             if self.process is not None:
                 await processes.stop_process(self.process)
         finally:
-            if self.command == "run":
+            if self.command in ("run", "make-run"):
                 await asyncio.to_thread(self._stop_orphaned_asterisk)
             if self._api is not None:
                 await self._api.http.close()
@@ -229,11 +235,13 @@ class ServiceProcess:
             raise RuntimeError("the service is already running")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.started_at = time.time()
+        argv = (["make", "--no-print-directory", "-s", "run"] if self.command == "make-run"
+                else [sys.executable, "-m", "app", self.command])
         with self.log_path.open("ab") as log_file:  # the child keeps its own descriptor
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "app", self.command, cwd=REPO, env=self.env,
+                *argv, cwd=REPO, env=self.env,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file)
-        processes.register(self.process.pid, f"python -m app {self.command}")
+        processes.register(self.process.pid, " ".join(argv[:4]))
         process = self.process
 
         async def ready() -> tuple[bool, object]:
@@ -253,14 +261,29 @@ class ServiceProcess:
             await processes.stop_process(process)
             raise
 
-    async def kill(self) -> None:
-        """SIGKILL, as a crash would; the process is reaped."""
+    def service_pid(self) -> int:
+        """The service's own process: the child itself, or the one `make run` started."""
         assert self.process is not None
+        if self.command != "make-run":
+            return self.process.pid
+        found = processes.descendant_running(self.process.pid, b"-m\0app\0run\0")
+        assert found is not None, f"no python -m app run under make:\n{self.log_tail()}"
+        return found
+
+    async def kill(self) -> None:
+        """SIGKILL of the service, as a crash would; the child is reaped."""
+        assert self.process is not None
+        if self.command == "make-run":
+            os.kill(self.service_pid(), signal.SIGKILL)
+            await asyncio.wait_for(self.process.wait(), processes.STOP_GRACE_SECONDS)
         await processes.kill_process(self.process)
 
     async def stop(self, grace: float = processes.STOP_GRACE_SECONDS) -> int:
         """SIGTERM (the service drains), SIGKILL after `grace` s; returns the exit code."""
         assert self.process is not None
+        if self.command == "make-run":  # as Ctrl-C would: the service drains, make follows
+            with contextlib.suppress(ProcessLookupError, AssertionError):
+                os.kill(self.service_pid(), signal.SIGTERM)
         return await processes.stop_process(self.process, grace)
 
     def log_tail(self, size: int = 3000) -> str:

@@ -18,10 +18,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import BigInteger, Connection, func, inspect, literal, select
+from sqlalchemy import BigInteger, Connection, MetaData, func, inspect, literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.db.migrations.schema_0_1_0 import SCHEMA_0_1_0
+from app.adapters.db.tables import Base
 
 log = logging.getLogger(__name__)
 
@@ -88,23 +89,39 @@ def _refuse_unknown(connection: Connection, state: SchemaState) -> None:
             "backup made before it upgraded") from error
 
 
-def _check_0_1_0(connection: Connection) -> None:
-    """Tables of ours without a version must be exactly what 0.1.0 made, or we stop."""
+def _missing(connection: Connection, schema: MetaData) -> list[str]:
+    """The tables and columns of `schema` the database does not have."""
     inspector = inspect(connection)
     present = set(inspector.get_table_names())
     missing: list[str] = []
-    for table in SCHEMA_0_1_0.sorted_tables:
+    for table in schema.sorted_tables:
         if table.name not in present:
             missing.append(table.name)
             continue
         columns = {column["name"] for column in inspector.get_columns(table.name)}
         missing.extend(f"{table.name}.{column.name}" for column in table.columns
                        if column.name not in columns)
+    return missing
+
+
+def _check_0_1_0(connection: Connection) -> None:
+    """Tables of ours without a version must be exactly what 0.1.0 made, or we stop."""
+    missing = _missing(connection, SCHEMA_0_1_0)
     if missing:
         raise SchemaError(
             "the database has Voxcast tables but not the schema of any Voxcast release (it "
             f"lacks {', '.join(missing[:8])}); move it aside or point VOXCAST_DATABASE_URL "
             "elsewhere")
+
+
+def _check_head(connection: Connection, state: SchemaState) -> None:
+    """At the newest revision, every table and column this code uses must be there: one
+    changed by hand would otherwise fail request by request."""
+    missing = _missing(connection, Base.metadata)
+    if missing:
+        raise SchemaError(
+            f"the database is at revision {state.head} but lacks {', '.join(missing[:8])} "
+            "(changed by hand?); restore a backup, or move it aside")
 
 
 def schema_state(connection: Connection) -> SchemaState:
@@ -120,12 +137,14 @@ def upgrade_to_head(connection: Connection) -> SchemaState:
     _lock(connection)
     before = schema_state(connection)
     if before.up_to_date:
+        _check_head(connection, before)
         return before
     config = _config(connection)
     if before.unversioned:
         _check_0_1_0(connection)
         command.stamp(config, BASELINE)
     command.upgrade(config, "head")
+    _check_head(connection, before)
     if before.unversioned:
         log.info("database made by Voxcast 0.1.0: stamped as revision %s, upgraded to %s",
                  BASELINE, before.head)
