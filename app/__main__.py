@@ -13,6 +13,8 @@ import shlex
 import sys
 from typing import Any
 
+import uvloop
+
 from app.adapters.db.engine import create_engines
 from app.adapters.db.schema import (
     UPGRADE_COMMAND,
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_demo(settings))
     runner = run_all if arguments.command == "run" else serve_only
     try:
-        asyncio.run(runner(settings))
+        uvloop.run(runner(settings))  # a faster event loop for the service itself
     except (UnsafeBinding, SchemaError, StartupProblem) as error:
         print(f"refusing to start: {error}", file=sys.stderr)
         return 2

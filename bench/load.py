@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
+import uvloop
 
 from app.adapters.ari.client import AriClient, AriCredentials
 from app.api.records import TIME_FORMAT
@@ -37,7 +39,7 @@ from app.settings import Settings
 from tests.support.audio import tone_wav
 from tests.support.media_server import serving_files
 from tests.support.pacing import max_in_window, max_overlap
-from tests.support.ports import free_tcp_port, free_udp_port, free_udp_range
+from tests.support.ports import free_sip_port, free_tcp_port, free_udp_port, free_udp_range
 from tests.support.service import running_service
 
 WAV_SECONDS = 2.0
@@ -85,9 +87,14 @@ async def baseline(settings: Settings, targets: list[str], sound: str, rate: flo
         url = settings.ari_url.replace("http", "ws", 1) + "/ari/events"
         async with aiohttp.ClientSession(headers=credentials.authorization_header()) as http, \
                 http.ws_connect(url, params={"app": app_name}) as websocket:
+            # The same tools as the service: only the events it uses, parsed by orjson.
+            async with http.put(f"{settings.ari_url}/ari/applications/{app_name}/eventFilter",
+                                json={"allowed": [{"type": kind} for kind in (
+                                    "StasisStart", "PlaybackFinished", "ChannelDestroyed")]}):
+                pass
             ready.set()
             async for message in websocket:
-                event = json.loads(message.data)
+                event = orjson.loads(message.data)
                 kind = event.get("type")
                 if kind == "StasisStart":
                     answered += 1
@@ -167,15 +174,20 @@ def _peak_overlap(records: list[dict[str, Any]]) -> int:
                         for r in records if r["setup_time"] and r["disconnect_time"]])
 
 
-async def main(calls: int, rate: float, max_concurrent: int) -> dict[str, Any]:
+async def main(calls: int, rate: float, max_concurrent: int,
+               skip_baseline: bool = False) -> dict[str, Any]:
     root = Path(os.environ.get("VOXCAST_ASTERISK_ROOT", "/"))
     runtime = Path(tempfile.mkdtemp(prefix="voxcast-bench-"))
     rtp_start, rtp_end = free_udp_range(max(200, 4 * max_concurrent))
     settings = with_generated_secrets(Settings(
         runtime_dir=runtime, asterisk_root=root, instance_name=f"bench-{uuid.uuid4().hex[:6]}",
-        ari_url=f"http://127.0.0.1:{free_tcp_port()}", sip_port=free_udp_port(),
-        ami_port=free_tcp_port(), rtp_start=rtp_start, rtp_end=rtp_end, ring_timeout=10,
-        calls_per_second=rate, max_concurrent_calls=max_concurrent, media_allow_loopback=True))
+        ari_url=f"http://127.0.0.1:{free_tcp_port()}", sip_port=free_sip_port(),
+        sip_tls_port=free_tcp_port(), ami_port=free_tcp_port(), rtp_start=rtp_start,
+        rtp_end=rtp_end, ring_timeout=10,
+        calls_per_second=rate, max_concurrent_calls=max_concurrent, media_allow_loopback=True,
+        # The bench plays a WAV: no speech, so no neural voice loading (a one-time start-up
+        # cost, not a call's) inside the measured window.
+        tts_engines="flite"))
     layout = layout_of(settings)
     audio = tone_wav(WAV_SECONDS, rate=8000, channels=1)
     far_end = SippFarEnd(root=root, scenario="answer.xml", port=free_udp_port(),
@@ -189,7 +201,8 @@ async def main(calls: int, rate: float, max_concurrent: int) -> dict[str, Any]:
             sound_path.parent.mkdir(parents=True, exist_ok=True)
             sound_path.write_bytes(audio)
             sound = "sound:" + layout.inside(sound_path).removesuffix(".wav")
-            base = await baseline(settings, targets, sound, rate, max_concurrent)
+            base = None if skip_baseline else await baseline(settings, targets, sound, rate,
+                                                             max_concurrent)
             invites_after_baseline = far_end.received_invites()
             vox = await voxcast(settings, targets, media_base + "/bench.wav")
             invites = far_end.received_invites() - invites_after_baseline
@@ -197,6 +210,8 @@ async def main(calls: int, rate: float, max_concurrent: int) -> dict[str, Any]:
         await far_end.stop()
         shutil.rmtree(layout.instance_dir, ignore_errors=True)  # its Asterisk folder
         shutil.rmtree(runtime, ignore_errors=True)
+    if base is None:  # profiling Voxcast alone
+        return {"voxcast": vox.row()}
     return {
         "calls": calls, "rate_limit": rate, "concurrency_limit": max_concurrent,
         "wav_seconds": WAV_SECONDS, "baseline": base.row(), "voxcast": vox.row(),
@@ -213,6 +228,9 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--max-concurrent", type=int, default=100)
+    parser.add_argument("--skip-baseline", action="store_true",
+                        help="Voxcast alone, e.g. under a profiler")
     arguments = parser.parse_args()
-    print(json.dumps(asyncio.run(main(arguments.calls, arguments.rate,
-                                      arguments.max_concurrent)), indent=2))
+    # The service's own loop (python -m app runs on uvloop); the baseline shares it.
+    print(json.dumps(uvloop.run(main(arguments.calls, arguments.rate, arguments.max_concurrent,
+                                      arguments.skip_baseline)), indent=2))

@@ -89,8 +89,9 @@ class CallSession:
     def __init__(self, call: ClaimedCall, *, ari: AriClient, queue: CallQueue,
                  writes: CallWrites, router: ChannelEventRouter, sip_endpoint: str, ari_app: str,
                  ring_timeout: int, max_call_seconds: int,
-                 trunk_host: str | None = None) -> None:
+                 trunk_host: str | None = None, setup_must_be_durable: bool = True) -> None:
         self.call = call
+        self._setup_must_be_durable = setup_must_be_durable
         self.channel_id = channel_id_for(call.call_id)
         self._ari = ari
         self._queue = queue
@@ -170,14 +171,18 @@ class CallSession:
                 # Cancelled or shutting down before the originate: never dial it.
                 await self._queue.cancel_calls([self.call.call_id], _now())
                 return
-            # Durable before the originate (sharing a commit with other calls): after a crash,
-            # recovery must know this call may have been placed.
-            await self._writes.mark_setup(self.call.call_id, _now())
+            setup = self._writes.mark_setup(self.call.call_id, _now())
+            if self._setup_must_be_durable:
+                # No channel log to settle a crashed call from: recovery must know from the
+                # database that this call may have been placed before it is placed.
+                await setup
             if await self._originate():
                 await self._follow()
         except AriUnreachable:
-            # Asterisk was not there (restarting): nothing was dialled, so queue it again.
+            # Asterisk was not there (restarting): nothing was dialled, so queue it again
+            # (after the setup write, so it cannot land on the requeued row).
             log.info("call %s: Asterisk unreachable, back to the queue", self.call.call_id)
+            await setup
             await self._queue.requeue(self.call.call_id)
         finally:
             self._router.unregister(self.channel_id)
@@ -229,10 +234,9 @@ class CallSession:
                                       dial_uri(self.call.target, self._trunk_host)),
                 app=self._ari_app, caller_id=self.call.caller,
                 timeout_seconds=self._ring_timeout, app_args=self.call.call_id,
-                variables={"VOXCAST_CALL_ID": self.call.call_id,
-                           # Asterisk hangs the call up itself when nobody controls it any
-                           # more (the service died and did not come back).
-                           "TIMEOUT(absolute)": str(self._ring_timeout + self._max_call_seconds
+                # Asterisk hangs the call up itself when nobody controls it any more (the
+                # service died and did not come back).
+                variables={"TIMEOUT(absolute)": str(self._ring_timeout + self._max_call_seconds
                                                     + ABSOLUTE_TIMEOUT_MARGIN_SECONDS)})
         except AriUnreachable:
             raise

@@ -137,7 +137,10 @@ class Dialer:
             sip_endpoint=self._sip_endpoint, ari_app=self._ari_app,
             ring_timeout=self._limits.ring_timeout,
             max_call_seconds=self._limits.max_call_seconds,
-            trunk_host=self._limits.trunk_host)
+            trunk_host=self._limits.trunk_host,
+            # With Asterisk's channel log, recovery learns from it whether a crashed call was
+            # placed, so the originate need not wait for the setup write.
+            setup_must_be_durable=not self._history.available)
         if reattach is None:
             if self.keep_originate_times:
                 self.originates.append(time.monotonic())
@@ -221,9 +224,12 @@ class Dialer:
                      if item.call.call_id not in followed]
             if not calls:
                 return
-            never_dialled = [item.call.call_id for item in calls if item.setup_time is None]
+            # With the channel log, any claimed call may have been placed (its setup write is
+            # not awaited): the log says which were. Without it, the durable setup time does.
+            never_dialled = [] if self._history.available else \
+                [item.call.call_id for item in calls if item.setup_time is None]
             await self._queue.release_calls(never_dialled)
-            dialled = [item for item in calls if item.setup_time is not None]
+            dialled = [item for item in calls if item.call.call_id not in never_dialled]
             try:
                 live = await self._ari.channel_ids()
             except AriError as error:

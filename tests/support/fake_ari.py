@@ -155,6 +155,7 @@ class FakeAri:
         self.playback_lookups: list[tuple[str, bool]] = []  # GET /playbacks: (id, found)
         self.lost_events: list[str] = []  # event types sent while no websocket listened
         self.websocket_connects = 0
+        self.event_filters: list[object] = []  # bodies of PUT /applications/{app}/eventFilter
         self.startup_time = time.strftime("%Y-%m-%dT%H:%M:%S.000+0000", time.gmtime())
         self._refuse_events_until = 0.0
         self._runner: web.AppRunner | None = None
@@ -199,6 +200,7 @@ class FakeAri:
         app.router.add_get("/ari/channels", self._list_channels)
         app.router.add_get("/ari/channels/{channel_id}", self._get_channel)
         app.router.add_get("/ari/asterisk/info", self._info)
+        app.router.add_put("/ari/applications/{app}/eventFilter", self._event_filter)
         app.router.add_delete("/ari/channels/{channel_id}", self._hangup)
         app.router.add_post("/ari/channels/{channel_id}/play/{playback_id}", self._play)
         app.router.add_get("/ari/playbacks/{playback_id}", self._get_playback)
@@ -270,6 +272,10 @@ class FakeAri:
         if channel is None:
             return web.json_response({"message": "Channel not found"}, status=404)
         return web.json_response(channel.snapshot())
+
+    async def _event_filter(self, request: web.Request) -> web.StreamResponse:
+        self.event_filters.append(await request.json())  # accepted; the fake sends few anyway
+        return web.json_response({"name": request.match_info["app"]})
 
     async def _info(self, _request: web.Request) -> web.StreamResponse:
         # A fixed startup time: this fake never restarts, so the service sees no restart.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 
 from app.adapters.ari.errors import (
     AriConflict,
@@ -111,10 +112,11 @@ class AriClient:
                                              json=json) as response:
                 if response.status == 204:
                     return None
-                body = await response.text()
+                body = await response.read()
                 if response.status < 300:
-                    return await response.json(content_type=None) if body else None
-                raise _error_for(response.status, method, path, body)
+                    return orjson.loads(body) if body else None
+                raise _error_for(response.status, method, path,
+                                 body.decode("utf-8", "replace"))
         except aiohttp.ClientConnectorError as error:
             # The connection was never made: the request provably did not reach Asterisk.
             raise AriUnreachable(f"ARI {method} {path.split('/')[1]}: cannot connect") \

@@ -8,7 +8,6 @@ exponential backoff and exposes `connected` for the dialer: nobody dials while i
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import orjson
 
 from app.adapters.ari.client import AriCredentials
 from app.domain.causes import HangupOrigin
@@ -62,7 +62,9 @@ def _timestamp(raw: dict[str, Any]) -> datetime:
     text = raw.get("timestamp")
     if isinstance(text, str):
         try:
-            return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
+            # "2026-11-26T14:10:37.123+0000": fromisoformat reads it (3.11) 50x faster than
+            # strptime, which was the single largest cost of handling an event.
+            return datetime.fromisoformat(text).astimezone(UTC)
         except ValueError:
             pass
     return datetime.now(UTC)
@@ -78,6 +80,11 @@ def _int_or_none(value: Any) -> int | None:
 def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
+
+# The only events parse_event uses. Asterisk is asked to send only these (an application event
+# filter): a call otherwise sends about 16 events and 10 KB of JSON (Dial, ChannelVarset for
+# every RTP statistic at hang-up, ...) where these four make 2 KB.
+USED_EVENT_TYPES = ("ChannelStateChange", "StasisStart", "PlaybackFinished", "ChannelDestroyed")
 
 # ari.conf's channelvars: in every channel snapshot, so in ChannelDestroyed.
 RESPONSE_KEYS_VAR = "HANGUPCAUSE_KEYS()"
@@ -154,6 +161,7 @@ class AriEventStream:
                         self._url, params={"app": self._app, "subscribeAll": "false"},
                         heartbeat=10.0,
                     ) as websocket:
+                        await self._filter_events(session)
                         self.connected.set()
                         backoff = 0.1
                         log.info("ARI event stream connected (app %s)", self._app)
@@ -173,13 +181,29 @@ class AriEventStream:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
 
+    async def _filter_events(self, session: aiohttp.ClientSession) -> None:
+        """Ask Asterisk for the used events only; the application (and its filter) exists
+        while a websocket is connected, so this follows every (re)connect."""
+        url = self._url.replace("ws", "http", 1).removesuffix("/events") + \
+            f"/applications/{self._app}/eventFilter"
+        body = {"allowed": [{"type": kind} for kind in USED_EVENT_TYPES]}
+        try:
+            # Its own connection, not kept for the next websocket: a websocket then always
+            # opens a connection of its own (what proxies and the tests' relay expect).
+            async with session.put(url, json=body, headers={"Connection": "close"}) as response:
+                if response.status >= 300:
+                    log.warning("Asterisk refused the event filter (%d): every event comes",
+                                response.status)
+        except aiohttp.ClientError as error:
+            log.warning("could not set the event filter (%s): every event comes", error)
+
     async def _consume(self, websocket: aiohttp.ClientWebSocketResponse) -> None:
         async for message in websocket:
             if message.type != aiohttp.WSMsgType.TEXT:
                 break
             try:
-                raw = json.loads(message.data)
-            except ValueError:
+                raw = orjson.loads(message.data)  # several events a call: the fast parser
+            except orjson.JSONDecodeError:
                 self.ignored_events += 1
                 continue
             event = parse_event(raw) if isinstance(raw, dict) else None

@@ -69,11 +69,17 @@ def _apply(history: ChannelHistory, event: dict[str, object]) -> ChannelHistory:
 class ChannelEventLog:
     def __init__(self, path: Path) -> None:
         self._path = path
+        self._seen = False
 
     @property
     def available(self) -> bool:
-        """False when this Asterisk does not write our log (configured elsewhere)."""
-        return self._path.parent.is_dir()
+        """False when this Asterisk does not write our log (configured elsewhere).
+
+        Asked for every call placed: the folder is looked for once, and then again only
+        while it is missing."""
+        if not self._seen:
+            self._seen = self._path.parent.is_dir()
+        return self._seen
 
     async def histories(self, channel_ids: Collection[str]) -> dict[str, ChannelHistory]:
         """What the log says of each of these channels; a channel it never saw is absent."""

@@ -1,11 +1,13 @@
 """Call writes: each call's setup, progress and final record, group-committed.
 
 One writer task takes every change queued since its last commit and writes them all in one
-shared transaction, one executemany per kind. There is no artificial delay: while a commit runs
-new changes queue, and the next commit takes them all. Every change returns a future that is
-done once it is durable, so a caller awaits only what must be durable before it goes on (the
-setup time before the originate, the final record); ring and answer progress are not awaited,
-so a call's audio never waits for the database.
+shared transaction, one executemany per kind. A commit has a fixed cost (about 1 ms of CPU on
+SQLite through SQLAlchemy and aiosqlite, measured) against about 0.04 ms a change, so the writer
+lets a batch gather for `window` seconds (25 ms) before it commits: at 100 calls/s that is the
+difference between most of a core and a few percent of one. Every change returns a future that
+is done once it is durable, so a caller awaits only what must be durable before it goes on (the
+final record; the setup time before the originate where no channel log can settle a crashed
+call); ring and answer progress are not awaited, so a call's audio never waits for it.
 
 A call's changes keep their order: a batch applies setups, then progress, then finals, and a
 progress or final never touches a call that has already ended.
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 # batch fails loudly: its futures raise and it is logged with every call it held.
 RETRY_DELAYS = (0.05, 0.25, 1.0, 2.5, 5.0)
 CLOSE_TIMEOUT = sum(RETRY_DELAYS) + 10.0
+BATCH_WINDOW_SECONDS = 0.025
+MAX_BATCH = 1000  # changes: a full batch commits at once
 
 _SETUP = (update(CallRow).where(CallRow.id == bindparam("call_id"))
           .values(setup_time=bindparam("at", type_=CallRow.setup_time.type)))
@@ -82,8 +86,9 @@ class CallWriterClosed(RuntimeError):
 
 
 class CallWrites:
-    def __init__(self, writer: AsyncEngine) -> None:
+    def __init__(self, writer: AsyncEngine, window: float = BATCH_WINDOW_SECONDS) -> None:
         self._engine = writer
+        self._window = window
         self._queued: list[_Change] = []
         self._committing: list[_Change] = []
         self._wake = asyncio.Event()
@@ -136,6 +141,8 @@ class CallWrites:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if not self._closing and len(self._queued) < MAX_BATCH:
+                await asyncio.sleep(self._window)  # let more calls share this commit
             self._committing, self._queued = self._queued, []
             await self._commit_or_fail(self._committing)
             self._committing = []
