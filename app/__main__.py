@@ -27,6 +27,7 @@ from app.media_plane.asterisk_process import (
     AsteriskStartError,
     asterisk_console_command,
 )
+from app.media_plane.server_list import media_servers
 from app.runtime import (
     UnsafeBinding,
     layout_of,
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("app.settings").warning("%s", warning)
     try:
         settings = with_generated_secrets(settings_from_environment(os.environ))
+        media_servers(settings)  # a bad servers file stops here, not at the first call
     except SettingsError as error:
         print(f"bad settings: {error}", file=sys.stderr)
         return 2

@@ -11,10 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from app.adapters.ami.monitor import AmiMonitor
-from app.adapters.ari.client import AriClient, AriCredentials
-from app.adapters.ari.events import AriEventStream
 from app.adapters.ari.routing import ChannelEventRouter
-from app.adapters.cel.channel_log import ChannelEventLog
 from app.adapters.db.api_keys import parse_configured_keys
 from app.adapters.db.store import Store
 from app.adapters.media.address_policy import AddressPolicy, parse_networks
@@ -37,12 +34,14 @@ from app.api.routes import (
     add_routes,
 )
 from app.media_plane.layout import AsteriskLayout
+from app.media_plane.server_list import media_servers
 from app.media_plane.supervisor import AsteriskSupervisor
 from app.services.cancellation import Cancellation
 from app.services.dialer import Dialer, DialerLimits
 from app.services.intake import Intake
 from app.services.media_library import MediaLibrary
 from app.services.media_preparation import MediaPreparation
+from app.services.media_server import MediaServer
 from app.services.monitoring import Monitoring
 from app.services.playlist_media import PlaylistMedia
 from app.services.reports import ReportQueries
@@ -54,18 +53,17 @@ log = logging.getLogger(__name__)
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 DIALER = web.AppKey("dialer", Dialer)
-EVENT_STREAM = web.AppKey("event_stream", AriEventStream)
 SPEECH = web.AppKey("speech", Speech)
-MEDIA_SERVER: web.AppKey[AsteriskSupervisor | None] = web.AppKey("media_server")
+SUPERVISOR: web.AppKey[AsteriskSupervisor | None] = web.AppKey("supervisor")
 
 
 def create_app(settings: Settings,
-               media_server: AsteriskSupervisor | None = None) -> web.Application:
-    """The service; `media_server` is the Asterisk it runs itself (None: managed outside)."""
+               supervisor: AsteriskSupervisor | None = None) -> web.Application:
+    """The service; `supervisor` runs its own Asterisk (None: managed outside)."""
     app = web.Application(middlewares=[error_middleware, auth_middleware],
                           client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    app[MEDIA_SERVER] = media_server
+    app[SUPERVISOR] = supervisor
     app[TRUNK_HOST] = settings.trunk_host
     app[IPV6_ENABLED] = bool(settings.sip_address6)
     app[OPERATORS] = frozenset(settings.operator_tenant_names)
@@ -84,9 +82,6 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     settings.runtime_dir.mkdir(parents=True, exist_ok=True)
     store = await Store.open(settings.resolved_database_url)
-    credentials = AriCredentials(settings.ari_user, settings.ari_password.value)
-    ari = AriClient(settings.ari_url, credentials, pool_size=settings.ari_pool_size)
-    await ari.open()
     router = ChannelEventRouter()
     layout = AsteriskLayout(root=settings.asterisk_root, instance_dir=settings.instance_dir)
     layout.sound_dir.mkdir(parents=True, exist_ok=True)
@@ -107,15 +102,18 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     speech = Speech(chain, library)
     playlist_media = PlaylistMedia(library, speech)
 
-    events = AriEventStream(settings.ari_url, settings.ari_app, credentials, router.dispatch)
+    servers = [MediaServer(config, ari_app=settings.ari_app, router=router,
+                           pool_size=settings.ari_pool_size, library=layout)
+               for config in media_servers(settings)]
+    for server in servers:
+        await server.open()
     dialer = Dialer(
-        queue=store.queue, writes=store.calls, ari=ari, router=router, connected=events.connected,
+        queue=store.queue, writes=store.calls, servers=servers, router=router,
         limits=DialerLimits(settings.calls_per_second, settings.max_concurrent_calls,
                             settings.ring_timeout, settings.max_call_seconds,
                             settings.trunk_host or None),
         node_id=settings.node_id, sip_endpoint=settings.sip_endpoint,
-        ari_app=settings.ari_app, history=ChannelEventLog(layout.channel_event_log))
-    events.set_handlers(on_lost=dialer.stream_lost, on_reconnect=dialer.reconcile)
+        ari_app=settings.ari_app)
     media = MediaPreparation(store.media, playlist_media, on_ready=dialer.wake)
 
     def accepted() -> None:
@@ -130,10 +128,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                          password=settings.ami_password.value)
     if settings.ami_password.value:
         monitor.start()
-    app[MONITOR] = Monitoring(monitor, dialer, events, router, app[MEDIA_SERVER])
+    app[MONITOR] = Monitoring(monitor, dialer, router, app[SUPERVISOR])
     app[AUTHENTICATOR] = Authenticator(parse_configured_keys(settings.api_keys.value),
                                        store.keys)
-    app[EVENT_STREAM] = events
     intake = Intake(store.intake, playlist_media, on_accepted=accepted,
                     media_check_seconds=settings.media_check_seconds)
     app[INTAKE] = intake
@@ -142,7 +139,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[QUERIES] = ReportQueries(store.reports)
 
     dialing = _owned(_restarting(dialer.run, "dialer"), "dialer")
-    helpers = [_owned(events.run(), "ari-events"),
+    helpers = [*(_owned(server.events.run(), f"ari-events-{server.name}")
+                 for server in servers),
                _owned(_restarting(media.run, "media preparation"), "media-preparation"),
                _owned(_restarting(dialer.watch_cancellations, "cancel watch"), "cancel-watch"),
                _owned(asyncio.to_thread(chain.warm_up), "tts-warm-up")]
@@ -160,7 +158,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         await intake.close()
         monitor.close()
         await fetcher.close()
-        await ari.close()
+        for server in servers:
+            await server.close()
         await store.close()
 
 
@@ -201,20 +200,23 @@ async def _health(_request: web.Request) -> web.Response:
 
 
 async def _ready(request: web.Request) -> web.Response:
+    """Ready: the database answers and at least one media server's event stream is connected
+    (each server's state is in the answer)."""
     problems = []
-    media_server = request.app[MEDIA_SERVER]
-    if media_server is not None and media_server.state != "running":
-        problems.append(f"Asterisk is {media_server.state} "
-                        f"(restarted {media_server.restarts} times; last: "
-                        f"{media_server.last_exit or 'none'})")
-    elif not request.app[EVENT_STREAM].connected.is_set():
-        where = "managed outside this service; waiting for it" if media_server is None else \
+    supervisor = request.app[SUPERVISOR]
+    servers = request.app[DIALER].status()
+    if supervisor is not None and supervisor.state != "running":
+        problems.append(f"Asterisk is {supervisor.state} "
+                        f"(restarted {supervisor.restarts} times; last: "
+                        f"{supervisor.last_exit or 'none'})")
+    elif not any(server["connected"] for server in servers):
+        where = "managed outside this service; waiting for it" if supervisor is None else \
             "reconnecting"
-        problems.append(f"ARI event stream not connected (Asterisk {where})")
+        problems.append(f"no media server's ARI event stream is connected ({where})")
     try:
         await request.app[STORE].ping()
     except Exception:  # noqa: BLE001 - any database failure means not ready
         problems.append("database unreachable")
     if problems:
         raise ApiError(503, "not_ready", "; ".join(problems))
-    return ok({"ready": True}, request_id="")
+    return ok({"ready": True, "media_servers": servers}, request_id="")

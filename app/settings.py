@@ -61,6 +61,8 @@ class Settings:
     ari_password: Secret = Secret("")
     ari_app: str = "voxcast"
     ari_pool_size: int = 50
+    # TOML listing several media servers (ARI URL, credentials, capacity); none: this one
+    media_servers_file: Path | None = None
     sip_endpoint: str = "voxcast-out"
     sip_address: str = "127.0.0.1"  # the address SIP and RTP use towards recipients
     sip_address6: str = "::1"  # the same for IPv6 targets; empty: IPv6 targets are refused

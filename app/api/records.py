@@ -56,6 +56,7 @@ def call_record(call: CallRecord) -> dict[str, Any]:
         "speech": list(call.speech),
         "state": call.state,
         "attempt": call.attempt,
+        "media_server": call.media_server,
     })
     return record
 

@@ -71,10 +71,13 @@ class CallRecord(BaseModel):
     q850_cause: int | None
     q850_text: str | None
     hangup_by: str | None
-    playback: list[str] = Field(description="`done` or `failed` per playlist item")
+    playback: list[str] = Field(
+        description="`done`, `failed` or `unknown` (ended while unobserved) per playlist item")
     speech: list[Any]
     state: str
     attempt: int
+    media_server: str | None = Field(
+        default=None, description="the media server (Asterisk) that placed the call")
 
 
 class Accepted(Envelope):

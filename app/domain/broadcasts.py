@@ -81,6 +81,7 @@ class InFlightCall:
     setup_time: datetime | None
     ring_time: datetime | None
     connect_time: datetime | None
+    media_server: str | None = None  # the Asterisk that placed it, when it was placed
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,3 +153,4 @@ class CallRecord:
     hangup_by: str | None = None
     playback: tuple[str, ...] = ()
     speech: tuple[dict[str, Any], ...] = ()  # the call's own notes, else the broadcast's
+    media_server: str | None = None

@@ -86,7 +86,7 @@ def _translate(event: ChannelEvent) -> CallEvent | None:
 
 
 class CallSession:
-    def __init__(self, call: ClaimedCall, *, ari: AriClient, queue: CallQueue,
+    def __init__(self, call: ClaimedCall, *, ari: AriClient, media_server: str, queue: CallQueue,
                  writes: CallWrites, router: ChannelEventRouter, sip_endpoint: str, ari_app: str,
                  ring_timeout: int, max_call_seconds: int,
                  trunk_host: str | None = None, setup_must_be_durable: bool = True) -> None:
@@ -94,6 +94,7 @@ class CallSession:
         self._setup_must_be_durable = setup_must_be_durable
         self.channel_id = channel_id_for(call.call_id)
         self._ari = ari
+        self._media_server = media_server
         self._queue = queue
         self._writes = writes
         self._router = router
@@ -171,7 +172,7 @@ class CallSession:
                 # Cancelled or shutting down before the originate: never dial it.
                 await self._queue.cancel_calls([self.call.call_id], _now())
                 return
-            setup = self._writes.mark_setup(self.call.call_id, _now())
+            setup = self._writes.mark_setup(self.call.call_id, _now(), self._media_server)
             if self._setup_must_be_durable:
                 # No channel log to settle a crashed call from: recovery must know from the
                 # database that this call may have been placed before it is placed.

@@ -206,4 +206,6 @@ async def test_monitor_counts_hangups_seen_over_ami(media_plane: MediaPlane,
     monitor = answer["monitor"]
     assert monitor["ami"]["connected"] is True
     assert monitor["ami"]["by_sip_code"]["603"] >= 1
-    assert monitor["ari"]["connected"] is True and monitor["dialer"]["peak_live_calls"] >= 1
+    (server,) = monitor["media_servers"]
+    assert server["connected"] is True and server["name"] == media_plane.settings.instance_name
+    assert monitor["dialer"]["peak_live_calls"] >= 1

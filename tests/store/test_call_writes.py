@@ -251,7 +251,8 @@ async def test_audio_starts_while_the_database_is_locked(tmp_path):
     try:
         broadcast_id, (call,) = await _claimed(store, 1)
         ari, router = RecordingAri(), ChannelEventRouter()
-        session = CallSession(call, ari=ari, queue=store.queue, writes=store.calls,
+        session = CallSession(call, ari=ari, media_server="a", queue=store.queue,
+                              writes=store.calls,
                               router=router, sip_endpoint="voxcast-out", ari_app="voxcast",
                               ring_timeout=30, max_call_seconds=60)
         running = asyncio.create_task(session.run())

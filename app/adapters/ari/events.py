@@ -135,7 +135,7 @@ class AriEventStream:
         self._app = app
         self._headers = credentials.authorization_header()
         self._on_event = on_event
-        self._on_reconnect: Callable[[], Awaitable[None]] | None = None
+        self._on_connected: Callable[[bool], Awaitable[None]] | None = None
         self._on_lost: Callable[[datetime], None] | None = None
         self.lost_at: datetime | None = None  # when the last connection dropped
         self._max_backoff = max_backoff
@@ -144,11 +144,11 @@ class AriEventStream:
         self.ignored_events = 0
 
     def set_handlers(self, *, on_lost: Callable[[datetime], None],
-                     on_reconnect: Callable[[], Awaitable[None]]) -> None:
-        """`on_lost(at)` when a connection drops; `on_reconnect()` after every reconnect, to
-        notice calls that ended while no events flowed."""
+                     on_connected: Callable[[bool], Awaitable[None]]) -> None:
+        """`on_lost(at)` when a connection drops; `on_connected(first)` after every connect,
+        to notice calls that ended while no events flowed (`first`: the first connect)."""
         self._on_lost = on_lost
-        self._on_reconnect = on_reconnect
+        self._on_connected = on_connected
 
     async def run(self) -> None:
         """Connect, deliver events, and reconnect on any drop. Cancel to stop."""
@@ -165,8 +165,8 @@ class AriEventStream:
                         self.connected.set()
                         backoff = 0.1
                         log.info("ARI event stream connected (app %s)", self._app)
-                        if not first and self._on_reconnect is not None:
-                            await self._on_reconnect()
+                        if self._on_connected is not None:
+                            await self._on_connected(first)
                         first = False
                         await self._consume(websocket)
                 except (TimeoutError, aiohttp.ClientError, OSError) as error:

@@ -67,8 +67,8 @@ def _apply(history: ChannelHistory, event: dict[str, object]) -> ChannelHistory:
 
 
 class ChannelEventLog:
-    def __init__(self, path: Path) -> None:
-        self._path = path
+    def __init__(self, path: Path | None) -> None:
+        self._path = path  # None: this Asterisk's log cannot be read from here
         self._seen = False
 
     @property
@@ -77,17 +77,19 @@ class ChannelEventLog:
 
         Asked for every call placed: the folder is looked for once, and then again only
         while it is missing."""
-        if not self._seen:
+        if not self._seen and self._path is not None:
             self._seen = self._path.parent.is_dir()
         return self._seen
 
     async def histories(self, channel_ids: Collection[str]) -> dict[str, ChannelHistory]:
         """What the log says of each of these channels; a channel it never saw is absent."""
-        if not channel_ids:
+        if not channel_ids or self._path is None:
             return {}
         return await asyncio.to_thread(self._read, frozenset(channel_ids))
 
     def _lines(self) -> Iterator[str]:
+        if self._path is None:
+            return
         for path in (self._path.with_name(self._path.name + ".1"), self._path):
             try:
                 with path.open(encoding="utf-8", errors="replace") as lines:
@@ -114,6 +116,8 @@ class ChannelEventLog:
     def rotate_if_large(self, limit: int = ROTATE_BYTES) -> None:
         """Keep the log bounded: past `limit`, it becomes the one older file (cel_custom opens
         the file for every line, so Asterisk starts a new one by itself)."""
+        if self._path is None:
+            return
         try:
             if self._path.stat().st_size > limit:
                 self._path.replace(self._path.with_name(self._path.name + ".1"))

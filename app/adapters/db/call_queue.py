@@ -90,11 +90,11 @@ class CallQueue:
         async with self._reader.connect() as connection:
             rows = await connection.execute(
                 select(*CLAIMED_COLUMNS, *PARENT_COLUMNS, CallRow.setup_time,
-                       CallRow.ring_time, CallRow.connect_time)
+                       CallRow.ring_time, CallRow.connect_time, CallRow.media_server)
                 .join(BroadcastRow, BroadcastRow.id == CallRow.broadcast_id)
                 .where(CallRow.state.in_(IN_FLIGHT_STATES), CallRow.claimed_by == node_id))
             return [InFlightCall(claimed_call(row, row), utc(row.setup_time),
-                                 utc(row.ring_time), utc(row.connect_time))
+                                 utc(row.ring_time), utc(row.connect_time), row.media_server)
                     for row in rows]
 
     async def cancel(self, broadcast_id: str, at: datetime) -> int:

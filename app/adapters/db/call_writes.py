@@ -39,7 +39,8 @@ BATCH_WINDOW_SECONDS = 0.025
 MAX_BATCH = 1000  # changes: a full batch commits at once
 
 _SETUP = (update(CallRow).where(CallRow.id == bindparam("call_id"))
-          .values(setup_time=bindparam("at", type_=CallRow.setup_time.type)))
+          .values(setup_time=bindparam("at", type_=CallRow.setup_time.type),
+                  media_server=bindparam("server", type_=CallRow.media_server.type)))
 
 _PROGRESS = (update(CallRow).where(CallRow.id == bindparam("call_id"), CallRow.state != "ended")
              .values(state=bindparam("new_state", type_=CallRow.state.type),
@@ -110,9 +111,11 @@ class CallWrites:
             self._task.cancel()
             await asyncio.wait({self._task})
 
-    def mark_setup(self, call_id: str, at: datetime) -> asyncio.Future[None]:
-        """The originate is about to be sent: recovery must know it may have been."""
-        return self._queue(Kind.SETUP, call_id, {"at": at})
+    def mark_setup(self, call_id: str, at: datetime,
+                   media_server: str | None = None) -> asyncio.Future[None]:
+        """The originate is about to be sent, through `media_server`: recovery must know it
+        may have been, and where to look for it."""
+        return self._queue(Kind.SETUP, call_id, {"at": at, "server": media_server})
 
     def save_progress(self, call_id: str, *, state: str, ring_time: datetime | None,
                       connect_time: datetime | None) -> asyncio.Future[None]:

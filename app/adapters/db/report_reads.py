@@ -25,6 +25,7 @@ _RECORD_COLUMNS = (
     CallRow.ring_time, CallRow.connect_time, CallRow.disconnect_time, CallRow.result,
     CallRow.sip_code, CallRow.sip_text, CallRow.sip_code_source, CallRow.q850_cause,
     CallRow.q850_text, CallRow.hangup_by, CallRow.playback, CallRow.speech,
+    CallRow.media_server,
 )
 
 
@@ -39,7 +40,8 @@ def _record(row: Row[Any], caller: str, broadcast_speech: list[Any] | None) -> C
         disconnect_time=utc(row.disconnect_time), result=row.result, sip_code=row.sip_code,
         sip_text=row.sip_text, sip_code_source=row.sip_code_source,
         q850_cause=row.q850_cause, q850_text=row.q850_text, hangup_by=row.hangup_by,
-        playback=tuple(row.playback or ()), speech=tuple(row.speech or broadcast_speech or ()))
+        playback=tuple(row.playback or ()), speech=tuple(row.speech or broadcast_speech or ()),
+        media_server=row.media_server)
 
 
 class ReportReads:

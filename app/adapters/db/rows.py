@@ -32,9 +32,10 @@ def summary_of(row: Row[Any]) -> BroadcastSummary:
 
 
 def unplaced_final(result: str, reason: str, at: datetime) -> dict[str, Any]:
-    """The final record of a call that was never placed: failed (500) or cancelled (no code)."""
+    """The final record of a call that was never placed: failed or cancelled, with the reason
+    and no SIP code (nobody sent one)."""
     return {"state": "ended", "result": result, "disconnect_time": at,
-            "sip_code": 500 if result == "failed" else None, "sip_text": reason,
+            "sip_code": None, "sip_text": reason,
             "sip_code_source": "none", "playback": []}
 
 

@@ -55,6 +55,8 @@ class CallRow(Base):
     # queued -> dialing -> ringing -> answered -> ended
     state: Mapped[str] = mapped_column(String(16), default="queued")
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The media server (Asterisk) that placed it; None before it is placed (and in 0.1.0).
+    media_server: Mapped[str | None] = mapped_column(String(64), nullable=True)
     request_time: Mapped[datetime] = mapped_column()
     setup_time: Mapped[datetime | None] = mapped_column(nullable=True)
     ring_time: Mapped[datetime | None] = mapped_column(nullable=True)
