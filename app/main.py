@@ -113,7 +113,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                             settings.ring_timeout, settings.max_call_seconds,
                             settings.trunk_host or None),
         node_id=settings.node_id, sip_endpoint=settings.sip_endpoint,
-        ari_app=settings.ari_app)
+        ari_app=settings.ari_app, capacity_shared=settings.media_servers_file is not None)
     media = MediaPreparation(store.media, playlist_media, on_ready=dialer.wake)
 
     def accepted() -> None:

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 1.0  # how often an idle dialer looks for work it was not told about
 HANGUP_WAIT_SECONDS = 12.0  # at shutdown, for ChannelDestroyed after our hang-ups
 UNRESOLVED_SETTLE_DELAY = 1.0  # Asterisk logs a channel's events within milliseconds
+ELSEWHERE_COUNT_SECONDS = 0.25  # how often other nodes' calls on shared servers are counted
 MEDIA_SERVER_LOST = "media server lost: Asterisk stopped while the call was live"
 
 
@@ -58,7 +59,7 @@ class _Live:
 class Dialer:
     def __init__(self, *, queue: CallQueue, writes: CallWrites, servers: list[MediaServer],
                  router: ChannelEventRouter, limits: DialerLimits, node_id: str,
-                 sip_endpoint: str, ari_app: str) -> None:
+                 sip_endpoint: str, ari_app: str, capacity_shared: bool = False) -> None:
         if not servers:
             raise ValueError("a dialer needs at least one media server")
         self._queue = queue
@@ -71,6 +72,11 @@ class Dialer:
         self._ari_app = ari_app
         self._sessions: dict[str, _Live] = {}
         self._live_on: Counter[str] = Counter()  # live calls by media server name
+        # Other nodes' live calls on each server, refreshed at every claim, when a server's
+        # capacity is shared by every node dialling through it (listed servers); a node's own
+        # Asterisk is bounded by its own max_concurrent.
+        self._capacity_shared = capacity_shared
+        self._elsewhere: dict[str, int] = {}
         self._work_available = asyncio.Event()
         self._capacity_changed = asyncio.Event()  # a call ended, a server (dis)connected
         self._next_slot = 0.0
@@ -97,12 +103,33 @@ class Dialer:
     def free_capacity(self) -> int:
         """Calls this node may start now: within its own limit and its servers' capacity."""
         own = self._limits.max_concurrent - len(self._sessions)
-        servers = sum(max(0, server.capacity - self._live_on[server.name])
-                      for server in self.servers if server.connected)
+        servers = sum(self._free_on(server) for server in self.servers if server.connected)
         return min(own, servers)
+
+    def _free_on(self, server: MediaServer) -> int:
+        return max(0, server.capacity - self._live_on[server.name]
+                   - self._elsewhere.get(server.name, 0))
 
     async def run(self) -> None:
         """Claim and dial until cancelled (each server's connect handler settles its past)."""
+        counting = asyncio.create_task(self._count_elsewhere(), name="count-elsewhere") \
+            if self._capacity_shared else None
+        try:
+            await self._claim_and_dial()
+        finally:
+            if counting is not None:
+                counting.cancel()
+                await asyncio.gather(counting, return_exceptions=True)
+
+    async def _count_elsewhere(self) -> None:
+        """Other nodes' live calls on each server, a few times a second: a node can then
+        overrun a shared capacity only by what the others started since the last count."""
+        while True:
+            with contextlib.suppress(Exception):  # a database hiccup: count again soon
+                self._elsewhere = await self._queue.live_elsewhere(self._node_id)
+            await asyncio.sleep(ELSEWHERE_COUNT_SECONDS)
+
+    async def _claim_and_dial(self) -> None:
         while True:
             self._capacity_changed.clear()
             free = self.free_capacity()
@@ -142,7 +169,7 @@ class Dialer:
         """The connected server with the most free capacity, if any has some."""
         best, best_free = None, 0
         for server in self.servers:
-            free = server.capacity - self._live_on[server.name]
+            free = self._free_on(server)
             if server.connected and free > best_free:
                 best, best_free = server, free
         return best

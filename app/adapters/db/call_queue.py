@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.db.rows import (
@@ -96,6 +96,16 @@ class CallQueue:
             return [InFlightCall(claimed_call(row, row), utc(row.setup_time),
                                  utc(row.ring_time), utc(row.connect_time), row.media_server)
                     for row in rows]
+
+    async def live_elsewhere(self, node_id: str) -> dict[str, int]:
+        """Calls other nodes have live, by media server: their share of each server."""
+        async with self._reader.connect() as connection:
+            rows = await connection.execute(
+                select(CallRow.media_server, func.count())
+                .where(CallRow.state.in_(IN_FLIGHT_STATES), CallRow.claimed_by != node_id,
+                       CallRow.media_server.is_not(None))
+                .group_by(CallRow.media_server))
+            return {server: count for server, count in rows.tuples() if server is not None}
 
     async def cancel(self, broadcast_id: str, at: datetime) -> int:
         """Stop a broadcast: no more claims, queued calls end `cancelled`. Returns how many."""
