@@ -188,12 +188,15 @@ class CallSession:
         finally:
             self._router.unregister(self.channel_id)
 
-    async def reattach(self, ring_time: datetime | None, connect_time: datetime | None) -> None:
+    async def reattach(self, ring_time: datetime | None, connect_time: datetime | None,
+                       first_item_seconds: float | None = None) -> None:
         """Follow a call that was live before a restart to its true end.
 
         Registered first, so no event of its end is missed while its state is read. Its
-        playlist goes on from the item Asterisk is playing; when none is playing, the item
-        under way at the crash has ended and the call is hung up.
+        playlist goes on from the item Asterisk is playing. When none is playing, either the
+        crash came between the answer and the first play (the call has been up for less
+        than the first item lasts: the playlist starts now), or the item under way at the
+        crash has ended and the call is hung up.
         """
         self._router.register(self.channel_id, self.deliver)
         try:
@@ -210,13 +213,20 @@ class CallSession:
             else:
                 playing = await self._item_playing()
                 self._playing = playing
-                self._state = CallState(
-                    length, Phase.ANSWERED, ring_time=ring_time,
-                    connect_time=connect_time or _now(),
-                    playback=("unknown",) * (length if playing is None else playing))
-                if playing is None:
-                    await self._apply(HangupWanted("the playlist ended while the service "
-                                                   "was away"))
+                answered_at = connect_time or _now()
+                if playing is None and _never_played(answered_at, first_item_seconds):
+                    log.info("call %s: answered just before the crash, its playlist starts "
+                             "now", self.call.call_id)
+                    self._state = CallState(length, Phase.ANSWERED, ring_time=ring_time,
+                                            connect_time=answered_at)
+                    await self._perform(Play(0))
+                else:
+                    self._state = CallState(
+                        length, Phase.ANSWERED, ring_time=ring_time, connect_time=answered_at,
+                        playback=("unknown",) * (length if playing is None else playing))
+                    if playing is None:
+                        await self._apply(HangupWanted("the playlist ended while the service "
+                                                       "was away"))
             await self._follow()
         finally:
             self._router.unregister(self.channel_id)
@@ -350,6 +360,13 @@ class CallSession:
         except AriError as error:
             log.warning("call %s: hang-up failed: %s", self.call.call_id, error)
         return True
+
+
+def _never_played(answered_at: datetime, first_item_seconds: float | None) -> bool:
+    """Up for less time than the first item lasts, with nothing playing: it never started
+    (a playback cannot end before its length). Unknown length: assume it played."""
+    return first_item_seconds is not None and \
+        (_now() - answered_at).total_seconds() < first_item_seconds
 
 
 def final_record(state: CallState) -> CallFinal:

@@ -183,7 +183,8 @@ class Dialer:
         self._next_slot = max(self._next_slot, now) + interval
 
     def _start(self, call: ClaimedCall, server: MediaServer,
-               reattach: tuple[datetime | None, datetime | None] | None = None) -> None:
+               reattach: tuple[datetime | None, datetime | None, float | None] | None = None,
+               ) -> None:
         session = CallSession(
             call, ari=server.ari, media_server=server.name, queue=self._queue,
             writes=self._writes, router=self._router,
@@ -320,8 +321,10 @@ class Dialer:
         call_id = item.call.call_id
         answered_at = item.connect_time or (history.answered_at if history else None)
         if live:
+            first_item_seconds = await server.sound_seconds(item.call.sounds[0]) \
+                if item.call.sounds else None
             call = dataclasses.replace(item.call, sounds=await server.playable(item.call.sounds))
-            self._start(call, server, reattach=(item.ring_time, answered_at))
+            self._start(call, server, reattach=(item.ring_time, answered_at, first_item_seconds))
             return "followed again"
         if history is None or history.created_at is None:
             if server.history.available:
