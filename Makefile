@@ -45,7 +45,7 @@ e2e: venv
 	VOXCAST_ASTERISK_ROOT="$$($(PROVISION))" $(VENV)/bin/pytest -m e2e
 
 bench: venv
-	VOXCAST_ASTERISK_ROOT="$$($(PROVISION))" $(PY) -m bench.load
+	VOXCAST_ASTERISK_ROOT="$$($(PROVISION))" $(PY) -m bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
