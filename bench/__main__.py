@@ -1,6 +1,6 @@
 """`make bench`: issue 8's figures in one side-by-side table, each against its bare baseline.
 
-    python -m bench [--quick] [--only dialing|intake_report] [--json FILE]
+    python -m bench [--quick] [--only dialing|servers|intake_report] [--json FILE]
 
 Each part runs its own stack (an Asterisk of its own, SIPp, subprocesses for memory), one after
 the other so they do not share the machine. `--quick` runs smaller batches: a smoke run, not the
@@ -20,7 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-PARTS = ("dialing", "intake_report")
+PARTS = ("dialing", "servers", "intake_report")
 
 
 def _number(value: float | None) -> str:
