@@ -21,6 +21,7 @@ from app.api.envelope import ApiError, not_found, ok, read_json
 from app.api.models import LIMIT_ERROR_NAMES, PlayRequest
 from app.api.openapi import openapi_document
 from app.api.records import call_record, progress_object, report_location
+from app.dashboard.page import add_dashboard_routes
 from app.domain.broadcasts import IdempotencyConflict
 from app.domain.dial_target import is_phone_number, route_of
 from app.services.cancellation import Cancellation
@@ -249,6 +250,7 @@ def add_routes(app: web.Application) -> None:
     app.on_startup.append(_build_openapi)
     app.router.add_get("/openapi.json", openapi_json)
     add_docs_routes(app)
+    add_dashboard_routes(app)
     # Only id-shaped segments, so /voice/call/play is not also the cancel resource (its Allow
     # header would then name DELETE).
     app.router.add_delete("/voice/call/{request_id:[0-9A-Fa-f-]{32,36}}", cancel)
