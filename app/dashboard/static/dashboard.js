@@ -50,6 +50,7 @@
     const progress = document.createElement("progress");
     progress.max = Math.max(max, 1);
     progress.value = value;
+    progress.setAttribute("aria-label", value + " of " + max);
     return progress;
   }
 
@@ -212,25 +213,44 @@
     place.appendChild(outcomeTable(names.map((code) => [code, codes[code]])));
   }
 
+  // A trunk field as text: plain values, lists of plain values, and {name: value} maps; other
+  // shapes (lists of objects) are left out of the table.
+  function fieldText(value) {
+    const plain = (v) => v === null || typeof v !== "object";
+    if (plain(value)) { return value === null ? "" : String(value); }
+    if (Array.isArray(value)) { return value.every(plain) ? value.join(", ") : null; }
+    const entries = Object.entries(value);
+    return entries.every(([, v]) => plain(v))
+      ? entries.map(([k, v]) => k + ": " + v).join(", ") : null;
+  }
+
   async function trunks() {
     const answer = await api("/trunks");
     const place = $("trunks");
     clear(place);
-    if (answer.status === 404) { place.textContent = "No trunks configured."; return; }
+    if (answer.status === 404) {
+      place.textContent = "No trunks configured (or none shown to this key).";
+      return;
+    }
     if (answer.status !== 200 || !answer.body) {
       place.textContent = "Trunks: " + message(answer.body, "HTTP " + answer.status);
       return;
     }
     const list = Array.isArray(answer.body.trunks) ? answer.body.trunks : [];
     if (list.length === 0) { place.textContent = "No trunks configured."; return; }
+    const columns = Object.keys(list[0]).filter((name) => fieldText(list[0][name]) !== null);
     const table = document.createElement("table");
-    const columns = Object.keys(list[0]).filter((name) => typeof list[0][name] !== "object");
     const head = table.createTHead().insertRow();
-    for (const name of columns) { const th = document.createElement("th"); th.textContent = name; head.appendChild(th); }
+    for (const name of columns) {
+      const th = document.createElement("th");
+      th.textContent = name.replace(/_/g, " ");
+      head.appendChild(th);
+    }
     const body = table.createTBody();
     for (const trunk of list) {
       const row = body.insertRow();
-      for (const name of columns) { cell(row, trunk[name]); }
+      row.dataset.trunk = String(trunk.name);
+      for (const name of columns) { cell(row, fieldText(trunk[name])); }
     }
     place.appendChild(table);
   }
