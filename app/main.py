@@ -18,6 +18,7 @@ from app.adapters.media.address_policy import AddressPolicy, parse_networks
 from app.adapters.media.fetcher import MediaFetcher
 from app.adapters.tts.engine import SpeechChain, build_engines
 from app.api.auth import AUTHENTICATOR, Authenticator, auth_middleware
+from app.api.broadcast_list import FINDER
 from app.api.envelope import ApiError, error_middleware, ok
 from app.api.routes import (
     CANCELLATION,
@@ -36,6 +37,7 @@ from app.api.routes import (
 from app.media_plane.layout import AsteriskLayout
 from app.media_plane.server_list import media_servers
 from app.media_plane.supervisor import AsteriskSupervisor
+from app.services.broadcast_finder import BroadcastFinder
 from app.services.cancellation import Cancellation
 from app.services.dialer import Dialer, DialerLimits
 from app.services.intake import Intake
@@ -137,6 +139,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[SPEECH] = speech
     app[LIBRARY] = library
     app[QUERIES] = ReportQueries(store.reports)
+    app[FINDER] = BroadcastFinder(store.broadcasts)
 
     dialing = _owned(_restarting(dialer.run, "dialer"), "dialer")
     helpers = [*(_owned(server.events.run(), f"ari-events-{server.name}")

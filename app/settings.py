@@ -22,6 +22,7 @@ OTHER_NAMES = frozenset({
     "VOXCAST_URL", "VOXCAST_API_KEY", "VOXCAST_CONFIG",  # voxcast (app/cli)
     "VOXCAST_LOG_LEVEL",  # python -m app, before the settings are read
     "VOXCAST_TEST_POSTGRES",  # the store tests' PostgreSQL
+    "VOXCAST_SCREENSHOTS",  # where tests/e2e/test_dashboard.py saves its screenshots
 })
 
 

@@ -15,6 +15,8 @@ REQUEST_ID = "3f0c1e2a-8b4d-4c6e-9f10-2a3b4c5d6e7f"
 REPORT_ID = "9a1e5b7c-2d3f-4a5b-8c6d-7e8f9a0b1c2d"
 CALL_ID = "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"
 MEDIA_HASH = "5d41402abc4b2a76b9719d911017c592" * 2
+REPORT_LOCATION = f"/report/{REPORT_ID}"
+OLDER_REQUEST_ID = "7b2c4d6e-8f0a-4b1c-9d2e-3f4a5b6c7d8e"
 
 PLAY_REQUESTS: dict[str, dict[str, Any]] = {
     "many": {"summary": "Several recipients, personalised speech, then a recording", "value": {
@@ -65,14 +67,21 @@ BUSY_RECORD: dict[str, Any] = {
 
 ACCEPTED = _envelope(REQUEST_ID)
 REQUEST_STATUS = _envelope(REQUEST_ID, report={
-    "id": REPORT_ID, "location": "/reports", "status": "pending", "progress": PROGRESS_PENDING})
+    "id": REPORT_ID, "location": REPORT_LOCATION, "status": "pending",
+    "progress": PROGRESS_PENDING})
 CALL_STATUS = _envelope(CALL_ID, record=ANSWERED_RECORD)
 REPORT_READY = _envelope(REPORT_ID, report_status="ready", progress=PROGRESS_DONE,
-                         records=[ANSWERED_RECORD, BUSY_RECORD])
+                         records=[ANSWERED_RECORD, BUSY_RECORD], report_request_id=REQUEST_ID)
 REPORT_PENDING = _envelope(REPORT_ID, report_status="pending", progress=PROGRESS_PENDING,
-                           records=[])
+                           records=[], report_request_id=REQUEST_ID)
+BROADCASTS = _envelope("", broadcasts=[
+    {"request_id": REQUEST_ID, "created_time": "2026-11-26 14:10:37", "from": "acme",
+     "status": "running", "cancelled": False, "progress": PROGRESS_PENDING, "answered": 1,
+     "report": {"id": REPORT_ID, "location": REPORT_LOCATION}},
+], next=f"/voice/calls?status=running&limit=1&after={REQUEST_ID}")
+BROADCASTS_LAST_PAGE = _envelope("", broadcasts=[], next=None)
 CANCELLED = _envelope(REQUEST_ID, cancelled=12, hung_up=3,
-                      report={"id": REPORT_ID, "location": "/reports"})
+                      report={"id": REPORT_ID, "location": REPORT_LOCATION})
 MEDIA_UPLOADED = _envelope(MEDIA_HASH, media=f"media:{MEDIA_HASH}", duration=3.2)
 MONITOR = _envelope("", monitor={
     "ami": {"connected": True, "live_channels": 4, "hangups": 120,
@@ -98,6 +107,10 @@ INVALID_TARGET = error(
     [{"field": "recipients[1].to", "message": "must be a SIP URI like sip:alice@192.0.2.10:5060"}])
 UNAUTHORIZED = error(401, "unauthorized", "the API key is unknown or revoked")
 NOT_FOUND = error(404, "not_found", "no request or call with that id")
+CURSOR_NOT_FOUND = error(404, "not_found", "after: no request with that id",
+                         [{"field": "after", "message": "no request with that id"}])
+INVALID_LIMIT = error(400, "invalid_request", "limit: must be a whole number from 1 to 100",
+                      [{"field": "limit", "message": "must be a whole number from 1 to 100"}])
 REPORT_NOT_FOUND = error(404, "not_found", "no report with that id")
 IDEMPOTENCY_CONFLICT = error(409, "idempotency_conflict",
                              "Idempotency-Key: already used with another body")

@@ -9,8 +9,10 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from app.api import examples
+from app.api.broadcast_list import DEFAULT_LIMIT, MAX_LIMIT, UUID_PATTERN
 from app.api.models import PlayRequest
 from app.api.responses import RESPONSE_MODELS
+from app.domain.broadcasts import BROADCAST_STATUSES
 from app.domain.dial_target import SIP_TARGET_PATTERN, TARGET_PATTERN
 
 REF = "#/components/schemas/{model}"
@@ -137,6 +139,26 @@ _LINKS_FROM_STATUS = {
 }
 
 
+_LIST_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "status", "in": "query", "required": False,
+     "description": ("`queued` (no call dialled yet), `running`, or `ready` (every call "
+                     "ended)"),
+     "schema": {"type": "string", "enum": list(BROADCAST_STATUSES)}, "example": "running"},
+    {"name": "created_after", "in": "query", "required": False,
+     "description": "only broadcasts accepted after this time (RFC 3339)",
+     "schema": {"type": "string", "format": "date-time"}, "example": "2026-11-26T00:00:00Z"},
+    {"name": "created_before", "in": "query", "required": False,
+     "description": "only broadcasts accepted before this time (RFC 3339)",
+     "schema": {"type": "string", "format": "date-time"}, "example": "2026-11-27T00:00:00Z"},
+    {"name": "limit", "in": "query", "required": False, "description": "broadcasts per page",
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                "default": DEFAULT_LIMIT}, "example": 20},
+    {"name": "after", "in": "query", "required": False,
+     "description": "where the page starts: taken from the previous page's `next`",
+     "schema": {"type": "string", "pattern": UUID_PATTERN}, "example": examples.OLDER_REQUEST_ID},
+]
+
+
 def _paths() -> dict[str, Any]:
     x = examples
     not_found = "no such id (also for ids of another tenant); error `not_found`"
@@ -188,6 +210,21 @@ def _paths() -> dict[str, Any]:
                         "links": _LINKS_FROM_STATUS},
                 "401": unauthorized,
                 "404": _error(not_found, x.NOT_FOUND),
+            },
+        }},
+        "/voice/calls": {"get": {
+            "operationId": "list_broadcasts",
+            "summary": "Find broadcasts",
+            "description": ("The caller's broadcasts, newest first, each with its progress and "
+                            "report. Pages: follow `next` (it keeps the filters) until it is "
+                            "null."),
+            "parameters": _LIST_PARAMETERS,
+            "responses": {
+                "200": _json("one page of broadcasts", _ref("BroadcastList"),
+                             page=x.BROADCASTS, last_page=x.BROADCASTS_LAST_PAGE),
+                "400": _error("a parameter is malformed; `details` names it", x.INVALID_LIMIT),
+                "401": unauthorized,
+                "404": _error("`after` names no request of the caller", x.CURSOR_NOT_FOUND),
             },
         }},
         "/report/{report_id}": {"get": {

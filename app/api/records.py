@@ -64,3 +64,8 @@ def call_record(call: CallRecord) -> dict[str, Any]:
 def progress_object(progress: Progress) -> dict[str, int]:
     return {"total": progress.total, "queued": progress.queued,
             "in_progress": progress.in_progress, "completed": progress.completed}
+
+
+def report_location(report_id: str) -> str:
+    """Where the report is: a path this service answers (GET it with the same key)."""
+    return f"/report/{report_id}"

@@ -102,6 +102,30 @@ class Report(Envelope):
     report_status: Literal["pending", "ready"]
     progress: Progress
     records: list[CallRecord]
+    report_request_id: str = Field(description="the request this report is for")
+
+
+class ListedBroadcast(BaseModel):
+    """One broadcast in `GET /voice/calls` (app/api/broadcast_list.py)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    request_id: str
+    created_time: Time
+    from_: str = Field(alias="from")
+    status: Literal["queued", "running", "ready"] = Field(
+        description="`queued`: no call dialled yet; `running`; `ready`: every call ended")
+    cancelled: bool
+    progress: Progress
+    answered: Count = Field(description="calls that were answered")
+    report: ReportLink
+
+
+class BroadcastList(Envelope):
+    """The caller's broadcasts, newest first."""
+
+    broadcasts: list[ListedBroadcast]
+    next: str | None = Field(description="the next page's path and query; null on the last page")
 
 
 class Cancelled(Envelope):
@@ -152,7 +176,7 @@ class ErrorBody(BaseModel):
 
 
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
-    Accepted, RequestStatus, CallStatus, Report, Cancelled, MediaUploaded, Health, Ready,
-    MonitorSnapshot,
+    Accepted, RequestStatus, CallStatus, Report, BroadcastList, Cancelled, MediaUploaded, Health,
+    Ready, MonitorSnapshot,
     ErrorBody,
 )

@@ -15,11 +15,13 @@ from pydantic import ValidationError
 from app.adapters.db.uploads import UploadStore
 from app.adapters.media.audio_conversion import UnsupportedAudio
 from app.api.auth import OPEN_TENANT, TENANT
+from app.api.broadcast_list import add_broadcast_list_route
 from app.api.docs_page import add_docs_routes
 from app.api.envelope import ApiError, not_found, ok, read_json
 from app.api.models import LIMIT_ERROR_NAMES, PlayRequest
 from app.api.openapi import openapi_document
-from app.api.records import call_record, progress_object
+from app.api.records import call_record, progress_object, report_location
+from app.dashboard.page import add_dashboard_routes
 from app.domain.broadcasts import IdempotencyConflict
 from app.domain.dial_target import is_phone_number, route_of
 from app.services.cancellation import Cancellation
@@ -160,7 +162,8 @@ async def call_or_request_status(request: web.Request) -> web.Response:
     status = await queries.status(item_id, request[TENANT])
     if status is not None:
         ready = status.progress.finished
-        return ok({"report": {"id": status.broadcast.report_id, "location": "/reports",
+        report_id = status.broadcast.report_id
+        return ok({"report": {"id": report_id, "location": report_location(report_id),
                               "status": "ready" if ready else "pending",
                               "progress": progress_object(status.progress)}},
                   request_id=item_id)
@@ -177,9 +180,11 @@ async def report(request: web.Request) -> web.Response:
         raise not_found("report")
     if not found.progress.finished:
         return ok({"report_status": "pending", "progress": progress_object(found.progress),
-                   "records": []}, request_id=report_id)
+                   "records": [], "report_request_id": found.broadcast.id},
+                  request_id=report_id)
     return ok({"report_status": "ready", "progress": progress_object(found.progress),
-               "records": [call_record(call) for call in found.calls]},
+               "records": [call_record(call) for call in found.calls],
+               "report_request_id": found.broadcast.id},
               request_id=report_id)
 
 
@@ -215,7 +220,8 @@ async def cancel(request: web.Request) -> web.Response:
     if cancelled is None:
         raise not_found("request")
     return ok({"cancelled": cancelled.queued_cancelled, "hung_up": cancelled.live_hung_up,
-               "report": {"id": cancelled.report_id, "location": "/reports"}},
+               "report": {"id": cancelled.report_id,
+                          "location": report_location(cancelled.report_id)}},
               request_id=request_id)
 
 
@@ -244,11 +250,13 @@ def add_routes(app: web.Application) -> None:
     app.on_startup.append(_build_openapi)
     app.router.add_get("/openapi.json", openapi_json)
     add_docs_routes(app)
+    add_dashboard_routes(app)
     # Only id-shaped segments, so /voice/call/play is not also the cancel resource (its Allow
     # header would then name DELETE).
     app.router.add_delete("/voice/call/{request_id:[0-9A-Fa-f-]{32,36}}", cancel)
     app.router.add_post("/media", upload_media)
     app.router.add_post("/voice/call/play", submit_play)
     app.router.add_get("/voice/call/status/{id}", call_or_request_status)
+    add_broadcast_list_route(app)
     app.router.add_get("/report/{report_id}", report)
     app.router.add_get("/reports/{report_id}", report)

@@ -6,10 +6,10 @@ Times are timezone-aware UTC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 IN_FLIGHT_STATES = ("dialing", "ringing", "answered")
 CANCELLED_TEXT = "cancelled before it was dialled"
@@ -125,6 +125,44 @@ class Progress:
     @property
     def finished(self) -> bool:
         return self.completed >= self.total
+
+    @classmethod
+    def of_states(cls, counts: Mapping[str, int]) -> Progress:
+        """From the number of calls in each state."""
+        queued = counts.get("queued", 0)
+        completed = counts.get("ended", 0)
+        in_progress = sum(counts.get(state, 0) for state in IN_FLIGHT_STATES)
+        return cls(queued + completed + in_progress, queued, in_progress, completed)
+
+
+# A broadcast as a whole: no call has left the queue yet, some have, or every call has ended
+# (its report is ready).
+BroadcastStatus = Literal["queued", "running", "ready"]
+BROADCAST_STATUSES: tuple[BroadcastStatus, ...] = ("queued", "running", "ready")
+
+
+def broadcast_status(progress: Progress) -> BroadcastStatus:
+    if progress.finished:
+        return "ready"
+    if progress.queued >= progress.total:
+        return "queued"
+    return "running"
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastFilter:
+    """Which of a tenant's broadcasts to list; None means any."""
+
+    status: BroadcastStatus | None = None
+    created_after: datetime | None = None  # exclusive, UTC
+    created_before: datetime | None = None  # exclusive, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class ListedBroadcast:
+    summary: BroadcastSummary
+    progress: Progress
+    answered: int  # calls that were answered (connected), every attempt counted
 
 
 @dataclass(frozen=True, slots=True)

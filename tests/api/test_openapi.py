@@ -159,8 +159,8 @@ def test_operations_security_and_statuses(document):
     assert set(operations) == {
         ("/voice/call/play", "post"), ("/voice/call/status/{id}", "get"),
         ("/report/{report_id}", "get"), ("/voice/call/{request_id}", "delete"),
-        ("/media", "post"), ("/monitor", "get"), ("/health", "get"), ("/ready", "get"),
-        ("/openapi.json", "get"), ("/docs", "get")}
+        ("/voice/calls", "get"), ("/media", "post"), ("/monitor", "get"), ("/health", "get"),
+        ("/ready", "get"), ("/openapi.json", "get"), ("/docs", "get")}
     assert document["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <api key>`"}
     assert document["security"] == [{"bearerAuth": []}]

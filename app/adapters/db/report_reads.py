@@ -15,7 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.adapters.db.rows import SUMMARY_COLUMNS, summary_of, utc
 from app.adapters.db.tables import BroadcastRow, CallRow
-from app.domain.broadcasts import IN_FLIGHT_STATES, BroadcastSummary, CallRecord, Progress
+from app.domain.broadcasts import BroadcastSummary, CallRecord, Progress
 
 RECORD_BATCH = 1000
 
@@ -67,11 +67,7 @@ class ReportReads:
             result = await connection.execute(
                 select(CallRow.state, func.count())
                 .where(CallRow.broadcast_id == broadcast_id).group_by(CallRow.state))
-            counts = {state: count for state, count in result.tuples()}
-        queued = counts.get("queued", 0)
-        completed = counts.get("ended", 0)
-        in_progress = sum(counts.get(state, 0) for state in IN_FLIGHT_STATES)
-        return Progress(queued + completed + in_progress, queued, in_progress, completed)
+            return Progress.of_states(dict(result.tuples().all()))
 
     async def records(self, broadcast_id: str) -> list[CallRecord]:
         """Every attempt at every recipient, in recipient order."""
