@@ -25,11 +25,12 @@ from app.media_plane.asterisk_process import (
     AsteriskProcess,
     asterisk_console_command,
 )
-from app.media_plane.config import AsteriskConfigValues, render_asterisk_config
-from app.media_plane.layout import AsteriskLayout, find_module_dir
+from app.media_plane.config import render_asterisk_config
+from app.media_plane.layout import AsteriskLayout
+from app.media_plane.rendering import config_values, trunks_of
+from app.media_plane.rendering import layout_of as layout_of  # used by the commands, tests
 from app.media_plane.secrets import load_or_create_secrets
 from app.media_plane.supervisor import AriAccess, AsteriskSupervisor
-from app.media_plane.tls import place_tls_files
 from app.settings import Secret, Settings
 from app.startup_checks import (
     api_port,
@@ -54,31 +55,11 @@ def with_generated_secrets(settings: Settings) -> Settings:
         else Secret(secrets.ami_password))
 
 
-def layout_of(settings: Settings) -> AsteriskLayout:
-    return AsteriskLayout(root=settings.asterisk_root, instance_dir=settings.instance_dir)
-
-
 def render_media_plane(settings: Settings) -> AsteriskLayout:
     """Write this instance's Asterisk configuration (validated values, mode 0600)."""
     layout = layout_of(settings)
-    tls = place_tls_files(layout.instance_dir / "keys", cert=settings.tls_cert_file,
-                          key=settings.tls_key_file, far_end_ca=settings.tls_ca_file,
-                          addresses=[a for a in (settings.sip_address, settings.sip_address6)
-                                     if a])
-    values = AsteriskConfigValues(
-        instance_dir=layout.inside(layout.instance_dir),
-        http_port=settings.ari_http_port, sip_port=settings.sip_port,
-        ami_port=settings.ami_port, rtp_start=settings.rtp_start, rtp_end=settings.rtp_end,
-        ari_user=settings.ari_user, ari_password=settings.ari_password.value,
-        ami_user=settings.ami_user, ami_password=settings.ami_password.value,
-        sip_endpoint=settings.sip_endpoint, sip_address=settings.sip_address,
-        sip_address6=settings.sip_address6, sip_tls_port=settings.sip_tls_port,
-        tls_cert_file=layout.inside(tls.cert), tls_key_file=layout.inside(tls.key),
-        tls_ca_file=layout.inside(tls.far_end_ca) if tls.far_end_ca else "",
-        tls_verify_server=settings.tls_verify_server, rtp_timeout=settings.rtp_timeout,
-        dns_nameservers=settings.dns_nameserver_list,
-        module_dir=find_module_dir(settings.asterisk_root))
-    render_asterisk_config(values, layout.config_dir)
+    render_asterisk_config(config_values(settings, layout, trunks_of(settings)),
+                           layout.config_dir)
     return layout
 
 

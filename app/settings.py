@@ -67,6 +67,7 @@ class Settings:
     sip_address: str = "127.0.0.1"  # the address SIP and RTP use towards recipients
     sip_address6: str = "::1"  # the same for IPv6 targets; empty: IPv6 targets are refused
     trunk_host: str = ""  # host[:port] that phone numbers (+E.164, tel:) are sent to
+    trunks_file: Path | None = None  # TOML of SIP trunks; replaces trunk_host when set
     sip_port: int = 5060  # UDP and TCP
     sip_tls_port: int = 5061
     tls_cert_file: Path | None = None  # Asterisk's TLS certificate; default: one made for dev
@@ -191,6 +192,9 @@ def _check(settings: Settings) -> list[str]:
         problems.append(f"VOXCAST_TTS_ENGINES names unknown engines: {sorted(unknown)}")
     if settings.trunk_host and not valid_trunk_host(settings.trunk_host):
         problems.append("VOXCAST_TRUNK_HOST must be host or host:port")
+    if settings.trunks_file is not None and settings.trunk_host:
+        problems.append("VOXCAST_TRUNK_HOST and VOXCAST_TRUNKS_FILE exclude each other: put "
+                        "the host in the trunks file")
     if not _ip_of_version(settings.sip_address, 4):
         problems.append("VOXCAST_SIP_ADDRESS must be an IPv4 address")
     if settings.sip_address6 and not _ip_of_version(settings.sip_address6, 6):
