@@ -50,7 +50,7 @@ _PROGRESS = (update(CallRow).where(CallRow.id == bindparam("call_id"), CallRow.s
 
 _FINAL_COLUMNS = ("result", "disconnect_time", "ring_time", "connect_time", "sip_code",
                   "sip_text", "sip_code_source", "q850_cause", "q850_text", "hangup_by",
-                  "playback")
+                  "playback", "trunk", "failed_over_from")
 _FINAL = (update(CallRow).where(CallRow.id == bindparam("call_id"), CallRow.state != "ended")
           .values(state="ended", **{
               name: bindparam(f"new_{name}", type_=CallRow.__table__.c[name].type)
@@ -60,11 +60,12 @@ _FINAL = (update(CallRow).where(CallRow.id == bindparam("call_id"), CallRow.stat
 # makes it happen only for the final that actually ends the call.
 _RETRY = insert(CallRow).from_select(
     ["id", "broadcast_id", "position", "attempt", "not_before", "target", "variables",
-     "sounds", "speech", "state", "request_time"],
+     "sounds", "speech", "state", "request_time", "requested_trunk"],
     select(bindparam("retry_id", type_=CallRow.id.type), CallRow.broadcast_id, CallRow.position,
            CallRow.attempt + 1, bindparam("not_before", type_=CallRow.not_before.type),
            CallRow.target, CallRow.variables, CallRow.sounds, CallRow.speech,
-           literal("queued", CallRow.state.type), CallRow.request_time)
+           literal("queued", CallRow.state.type), CallRow.request_time,
+           CallRow.requested_trunk)
     .where(CallRow.id == bindparam("call_id"), CallRow.state != "ended"))
 
 

@@ -1,0 +1,287 @@
+"""SIP trunks against SIPp playing four providers on 127.0.0.1, judged by their own traces.
+
+- `digest` (UDP) takes calls only after an authenticated REGISTER, and challenges each INVITE
+  with 401 (tests/sipp/provider_digest_register.xml); national number format; caller ids
+  +4930* only.
+- `byip` (TCP) knows us by our address; E.164 without `+`.
+- `forbidden` answers REGISTER with 403: rejected, it must get no call; its numbers (+33) go
+  to `byip` instead.
+- `busy503` answers every INVITE with 503: its numbers (+1) fail over to `byip` in the same
+  attempt.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from app.domain.trunks import TrunkFileError
+from app.media_plane.sipp import SippFarEnd
+from app.runtime import layout_of, running_asterisk, with_generated_secrets
+from app.services.trunks import TrunkService
+from app.settings import Settings
+from tests.support import processes
+from tests.support.asterisk_root import asterisk_root
+from tests.support.pacing import allowed_in_window, max_in_window, max_overlap
+from tests.support.ports import free_sip_port, free_tcp_port, free_udp_port, free_udp_range
+from tests.support.service import poll, running_service
+from tests.support.sip_trace import Dialog, parse_messages, read_dialogs
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "sipp"
+USER, PASSWORD = "voxcast-user", "Digest-Pass_42"  # what provider_digest_register.xml checks
+JITTER = 0.3  # slot to INVITE on the wire (see tests/e2e/test_pacing.py)
+LIMITS = {"digest": (2, 2.0), "byip": (3, 3.0)}  # max concurrent, calls per second
+
+
+@dataclass
+class Providers:
+    settings: Settings
+    sipp: dict[str, SippFarEnd]
+    trunks_file: Path
+
+    def dialogs(self, name: str) -> list[Dialog]:
+        return read_dialogs(self.sipp[name].message_trace)
+
+    def registers(self, name: str) -> list[tuple[str, int | None]]:
+        """(Authorization header or "", status) of each REGISTER exchange the provider saw."""
+        messages = parse_messages(self.sipp[name].message_trace.read_bytes())
+        seen = []
+        for message in messages:
+            if message.received and message.method == "REGISTER":
+                answer = next((m.status for m in messages if not m.received
+                               and m.cseq_method == "REGISTER"
+                               and m.headers.get("cseq") == message.headers.get("cseq")), None)
+                seen.append((message.headers.get("authorization", ""), answer))
+        return seen
+
+
+def trunks_toml(ports: dict[str, int]) -> str:
+    return f"""
+[trunks.digest]
+hosts = [{{ host = "127.0.0.1", port = {ports["digest"]} }}]
+prefixes = ["+49"]
+auth = {{ username = "{USER}", password = "{PASSWORD}" }}
+registration = {{ expiry = 300 }}
+numbers = {{ format = "national", country_code = "49" }}
+caller_id = {{ allowed = ["+4930*"] }}
+max_concurrent = {LIMITS["digest"][0]}
+calls_per_second = {LIMITS["digest"][1]}
+qualify_seconds = 5
+
+[trunks.byip]
+hosts = [{{ host = "127.0.0.1", port = {ports["byip"]}, transport = "tcp" }}]
+prefixes = ["+44", "+1", "+33"]
+priority = 20
+numbers = {{ format = "e164" }}
+max_concurrent = {LIMITS["byip"][0]}
+calls_per_second = {LIMITS["byip"][1]}
+qualify_seconds = 5
+
+[trunks.forbidden]
+hosts = [{{ host = "127.0.0.1", port = {ports["forbidden"]} }}]
+prefixes = ["+33"]
+priority = 10
+auth = {{ username = "someone", password = "not-this-one" }}
+registration = {{ expiry = 300 }}
+
+[trunks.busy503]
+hosts = [{{ host = "127.0.0.1", port = {ports["busy503"]} }}]
+prefixes = ["+1"]
+priority = 10
+"""
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def providers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Providers]:
+    root = asterisk_root()
+    runtime = tmp_path_factory.mktemp("trunks")
+    instance = f"trunks-{uuid.uuid4().hex[:8]}"
+    processes.add_marker(f"/srv/voxcast/{instance}/")
+    scenarios = {"digest": ("provider_digest_register", "udp"),
+                 "byip": ("provider_by_ip", "tcp"),
+                 "forbidden": ("provider_forbids_register", "udp"),
+                 "busy503": ("provider_rejects_503", "udp")}
+    ports = {name: free_tcp_port() if transport == "tcp" else free_udp_port()
+             for name, (_, transport) in scenarios.items()}
+    trunks_file = runtime / "trunks.toml"
+    trunks_file.write_text(trunks_toml(ports))
+    rtp_start, rtp_end = free_udp_range(100)
+    settings = with_generated_secrets(Settings(
+        runtime_dir=runtime, asterisk_root=root, instance_name=instance,
+        ari_url=f"http://127.0.0.1:{free_tcp_port()}", sip_port=free_sip_port(),
+        sip_tls_port=free_tcp_port(), ami_port=free_tcp_port(), rtp_start=rtp_start,
+        rtp_end=rtp_end, ring_timeout=5, drain_timeout=5.0, calls_per_second=20,
+        max_concurrent_calls=50, trunks_file=trunks_file, operator_tenants="ops"))
+    layout = layout_of(settings)
+    sipp: dict[str, SippFarEnd] = {}
+    try:
+        for name, (scenario, transport) in scenarios.items():
+            # -deadcall_wait 0: a REGISTER refresh reusing its Call-ID is a new exchange.
+            sipp[name] = SippFarEnd(root, SCENARIOS / f"{scenario}.xml", ports[name],
+                                    layout.sipp_dir / name, ["-deadcall_wait", "0"],
+                                    transport=transport)
+            await sipp[name].start()
+            processes.register(sipp[name].pid, f"sipp provider {name}")
+        async with running_asterisk(settings) as asterisk:
+            processes.register(asterisk.pid, "asterisk (trunks)")
+            yield Providers(settings, sipp, trunks_file)
+    finally:
+        for far_end in sipp.values():
+            await far_end.stop()
+        if not os.environ.get("KEEP_TRUNK_LAB"):
+            shutil.rmtree(layout.instance_dir, ignore_errors=True)
+
+
+def _user(uri_line: str) -> str:
+    return uri_line.split(" ")[1].split(":", 1)[1].split("@", 1)[0]
+
+
+def _answered(dialog: Dialog) -> bool:
+    return 200 in {m.status for m in dialog.sent_responses()}
+
+
+def _life(dialog: Dialog) -> tuple[float, float]:
+    """From the first INVITE to the BYE (a challenged INVITE's 401 does not end the call)."""
+    byes = dialog.received("BYE") + dialog.sent_requests("BYE")
+    return dialog.invite.at, min(m.at for m in byes) if byes else dialog.messages[-1].at
+
+
+def _uri_user(header: str) -> str:
+    match = re.search(r"<sips?:([^@>]*)@", header)
+    return match.group(1) if match else ""
+
+
+async def _trunks_ready(service_trunks: TrunkService) -> None:
+    async def ready() -> tuple[bool, object]:
+        states = {trunk.name: service_trunks.state(trunk) for trunk in service_trunks.table.trunks}
+        return (states["digest"] == "ready" and states["byip"] == "ready"
+                and states["forbidden"] == "rejected"), states
+
+    await poll(ready, limit=15, what="trunk health over AMI")
+
+
+async def test_one_broadcast_routed_by_prefix_within_each_trunks_limits(
+        providers: Providers, tmp_path: Path) -> None:
+    from app.api.routes import TRUNKS
+
+    settings = providers.settings.with_overrides(runtime_dir=tmp_path)
+    german = [f"+4930555{i:04d}" for i in range(6)]
+    british = [f"+4420755{i:04d}" for i in range(6)]
+    american = [f"+1212555{i:04d}" for i in range(2)]
+    french = [f"+3314555{i:04d}" for i in range(2)]
+    named = "+4930777000"  # a German number sent through byip by name
+    async with running_service(settings) as service:
+        await _trunks_ready(service.app[TRUNKS])
+        # A caller id digest does not allow, for a number only digest serves: 400 on `from`.
+        status, answer = await service.post("/voice/call/play", {
+            "recipients": [{"to": german[0]}], "from": "+4989000000",
+            "playlist": [{"pause": 0.5}]})
+        assert status == 400 and answer["details"][0]["field"] == "from", answer
+        status, answer = await service.post("/voice/call/play", {
+            "recipients": [{"to": german[0], "trunk": "nosuch"}], "from": "+4930123456",
+            "playlist": [{"pause": 0.5}]})
+        assert status == 400 and answer["details"][0]["field"] == "recipients[0].trunk"
+
+        request_id = await service.submit({
+            "recipients": [{"to": n} for n in german + british + american + french]
+            + [{"to": named, "trunk": "byip"}],
+            "from": "+4930123456", "playlist": [{"pause": 2}]})
+        report = await service.wait_for_report(request_id, limit=90)
+        _, shown = await service.get("/trunks")
+    records = {record["to"]: record for record in report["records"]}
+    assert {n: r["disconnect_cause_code"] for n, r in records.items()} == \
+        dict.fromkeys(records, "200"), [(n, r["disconnect_cause_text"]) for n, r in records.items()]
+    assert {n: records[n]["trunk"] for n in german} == dict.fromkeys(german, "digest")
+    assert {n: records[n]["trunk"] for n in british + american + french + [named]} == \
+        dict.fromkeys(british + american + french + [named], "byip")
+    assert [records[n]["failed_over_from"] for n in american] == [["busy503: 503"]] * 2
+    assert [records[n]["failed_over_from"] for n in french] == [["forbidden: rejected"]] * 2
+
+    # What the providers saw.
+    digest = providers.dialogs("digest")
+    assert sorted(_user(d.invite.first_line) for d in digest) == \
+        sorted("0" + n.removeprefix("+49") for n in german)  # national format
+    for dialog in digest:
+        invites = dialog.received("INVITE")
+        assert "authorization" not in invites[0].headers
+        assert f'username="{USER}"' in invites[-1].headers["authorization"]
+        assert _answered(dialog), dialog.timeline()
+        # The caller id in the trunk's format, as From user and P-Asserted-Identity.
+        assert _uri_user(invites[-1].headers["from"]) == "030123456"
+        assert _uri_user(invites[-1].headers["p-asserted-identity"]) == "030123456"
+    registers = providers.registers("digest")
+    assert registers[0][1] == 401 and f'username="{USER}"' in registers[1][0] \
+        and registers[1][1] == 200, registers
+
+    byip = providers.dialogs("byip")
+    expected = {n.removeprefix("+") for n in british + american + french + [named]}
+    assert sorted(_user(d.invite.first_line) for d in byip) == sorted(expected)
+    for dialog in byip:
+        assert dialog.invite.headers["via"].startswith("SIP/2.0/TCP ")
+        assert "authorization" not in dialog.invite.headers
+        assert _uri_user(dialog.invite.headers["p-asserted-identity"]) == "4930123456"
+        assert _answered(dialog), dialog.timeline()
+
+    assert providers.dialogs("forbidden") == []  # rejected: no call at all
+    assert {status for _, status in providers.registers("forbidden")} == {403}
+    busy = providers.dialogs("busy503")
+    assert sorted(_user(d.invite.first_line) for d in busy) == \
+        sorted(american)  # the default format: E.164 with +
+    assert {d.final_status for d in busy} == {503}
+
+    # Each trunk's limits, measured at its provider.
+    for name, dialogs in (("digest", digest), ("byip", byip)):
+        cap, rate = LIMITS[name]
+        lives = [_life(d) for d in dialogs]
+        invites = [d.invite.at for d in dialogs]
+        assert max_overlap(lives) <= cap, (name, max_overlap(lives))
+        assert max_in_window(invites) <= allowed_in_window(rate, JITTER), \
+            (name, max_in_window(invites))
+    # The cap was reached, so it was what held the calls back.
+    assert max_overlap([_life(d) for d in digest]) == 2
+
+    # GET /trunks agrees with the providers.
+    trunks = {trunk["name"]: trunk for trunk in shown["trunks"]}
+    assert trunks["forbidden"]["state"] == "rejected" and trunks["forbidden"]["calls"] == 0
+    assert trunks["digest"]["registration"] == "Registered"
+    assert trunks["digest"]["outcomes"] == {"200": len(digest)}
+    assert trunks["byip"]["outcomes"] == {"200": len(byip)}
+    assert trunks["busy503"]["outcomes"] == {"503": len(busy)}
+    assert trunks["digest"]["peak_live_calls"] == 2 and trunks["byip"]["peak_live_calls"] <= 3
+    assert any(c["rtt_ms"] is not None for c in trunks["byip"]["contacts"]), trunks["byip"]
+
+
+async def test_a_bad_trunks_file_is_refused_and_the_running_trunks_stay(
+        providers: Providers, tmp_path: Path) -> None:
+    from app.api.routes import TRUNKS
+
+    good = providers.trunks_file.read_text()
+    settings = providers.settings.with_overrides(runtime_dir=tmp_path)
+    async with running_service(settings) as service:
+        trunks = service.app[TRUNKS]
+        before = trunks.table
+        try:
+            providers.trunks_file.write_text(
+                good.replace('password = "not-this-one"', 'password = "bad;comment"'))
+            with pytest.raises(TrunkFileError, match=r"trunk 'forbidden', key 'auth.password'"):
+                await trunks.reload()
+            assert trunks.table is before
+            # A good change is taken without a restart: byip gets a fourth prefix.
+            providers.trunks_file.write_text(good.replace('"+33"]\npriority = 20',
+                                                          '"+33", "+39"]\npriority = 20'))
+            table = await trunks.reload()
+            byip = table.get("byip")
+            assert byip is not None and "+39" in byip.spec.prefixes
+        finally:
+            providers.trunks_file.write_text(good)
+            await trunks.reload()
