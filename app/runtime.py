@@ -10,6 +10,7 @@ import asyncio
 import errno
 import ipaddress
 import logging
+import os
 import shlex
 import signal
 from collections.abc import AsyncIterator
@@ -18,7 +19,9 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from app.adapters.db.store import Store
+from app.api.routes import TRUNKS
 from app.atomic_file import write_atomically
+from app.domain.trunks import TrunkFileError
 from app.main import create_app
 from app.media_plane.asterisk_process import (
     CONSOLE_LOG_NAME,
@@ -165,9 +168,50 @@ async def serving(settings: Settings,
                 raise port_in_use(api_port(settings)) from error
             raise
         log.info("Voxcast API on http://%s:%d", settings.host, settings.port)
-        yield runner
+        async with reloading_trunks_on_sighup(runner.app, settings):
+            yield runner
     finally:
         await runner.cleanup()
+
+
+PID_FILE_NAME = "voxcast.pid"
+
+
+@asynccontextmanager
+async def reloading_trunks_on_sighup(app: web.Application,
+                                     settings: Settings) -> AsyncIterator[None]:
+    """SIGHUP (`python -m app trunks reload` sends it, to the pid in the runtime folder)
+    reloads the trunks file; a bad file is logged and the running trunks stay."""
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[None]] = set()
+
+    def requested() -> None:
+        task = loop.create_task(_reload_trunks(app), name="trunks-reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    pid_file = settings.runtime_dir / PID_FILE_NAME
+    write_atomically(pid_file, f"{os.getpid()}\n".encode(), mode=0o600)
+    loop.add_signal_handler(signal.SIGHUP, requested)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+        pid_file.unlink(missing_ok=True)
+        for task in reloads:
+            task.cancel()
+        await asyncio.gather(*reloads, return_exceptions=True)
+
+
+async def _reload_trunks(app: web.Application) -> None:
+    try:
+        table = await app[TRUNKS].reload()
+    except TrunkFileError as error:
+        log.error("trunks file refused, the running trunks stay: %s", error)
+    except Exception:
+        log.exception("trunks reload failed")
+    else:
+        log.info("trunks reload done: %d trunks", len(table.trunks))
 
 
 async def wait_for_stop_signal() -> None:

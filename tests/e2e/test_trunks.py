@@ -27,12 +27,20 @@ from app.domain.trunks import TrunkFileError
 from app.media_plane.sipp import SippFarEnd
 from app.runtime import layout_of, running_asterisk, with_generated_secrets
 from app.services.trunks import TrunkService
-from app.settings import Settings
+from app.settings import Secret, Settings
+from tests.e2e.test_cli import VOXCAST
 from tests.support import processes
 from tests.support.asterisk_root import asterisk_root
 from tests.support.pacing import allowed_in_window, max_in_window, max_overlap
 from tests.support.ports import free_sip_port, free_tcp_port, free_udp_port, free_udp_range
-from tests.support.service import poll, running_service
+from tests.support.processes import run_bounded
+from tests.support.service import (
+    ServiceProcess,
+    environment,
+    poll,
+    run_command,
+    running_service,
+)
 from tests.support.sip_trace import Dialog, parse_messages, read_dialogs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
@@ -40,6 +48,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 SCENARIOS = Path(__file__).resolve().parents[1] / "sipp"
 USER, PASSWORD = "voxcast-user", "Digest-Pass_42"  # what provider_digest_register.xml checks
 JITTER = 0.3  # slot to INVITE on the wire (see tests/e2e/test_pacing.py)
+OPERATOR_KEY = "ops-" + "k" * 40
 LIMITS = {"digest": (2, 2.0), "byip": (3, 3.0)}  # max concurrent, calls per second
 
 
@@ -285,3 +294,46 @@ async def test_a_bad_trunks_file_is_refused_and_the_running_trunks_stay(
         finally:
             providers.trunks_file.write_text(good)
             await trunks.reload()
+
+
+async def test_python_m_app_trunks_reload_and_voxcast_trunks(providers: Providers,
+                                                              tmp_path: Path) -> None:
+    good = providers.trunks_file.read_text()
+    settings = providers.settings.with_overrides(runtime_dir=tmp_path, port=free_tcp_port(),
+                                                 api_keys=Secret(f"ops:{OPERATOR_KEY}"))
+    env = environment(settings)
+    async with ServiceProcess("serve", env) as service:
+        await service.start()
+        service.api.headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
+        try:
+            providers.trunks_file.write_text(good.replace('"not-this-one"', '"bad;comment"'))
+            refused = await run_command("trunks", "reload", env=env)
+            assert refused.exit_code == 2
+            assert "trunk 'forbidden', key 'auth.password'" in refused.stderr
+            assert "bad;comment" not in refused.stderr + service.log_tail(20000)
+
+            providers.trunks_file.write_text(good.replace('"+33"]\npriority = 20',
+                                                          '"+33", "+39"]\npriority = 20'))
+            done = await run_command("trunks", "reload", env=env)
+            assert done.exit_code == 0, done.stderr
+            assert f"pid {service.service_pid()}" in done.stdout
+
+            async def reloaded() -> tuple[bool, object]:
+                _, answer = await service.api.get("/trunks")
+                byip = next(t for t in answer["trunks"] if t["name"] == "byip")
+                return "+39" in byip["prefixes"], byip["prefixes"]
+
+            await poll(reloaded, limit=10, what="the reloaded trunks")
+            code, shown, _ = await run_bounded(
+                [VOXCAST, "trunks"], 30,
+                {**{k: v for k, v in os.environ.items() if not k.startswith("VOXCAST_")},
+                 "VOXCAST_URL": f"http://127.0.0.1:{settings.port}",
+                 "VOXCAST_API_KEY": OPERATOR_KEY, "COLUMNS": "160",
+                 "XDG_CONFIG_HOME": "/nonexistent"})
+            assert code == 0
+            rows = {line.split()[1]: line for line in shown.splitlines()
+                    if line.startswith("│")}
+            assert "rejected" in rows["forbidden"] and "Registered" in rows["digest"], shown
+        finally:
+            providers.trunks_file.write_text(good)
+            await run_command("trunks", "reload", env=env)
