@@ -53,7 +53,6 @@ from app.domain.call_state import (
 )
 from app.domain.dial_target import InvalidDialTarget, ari_endpoint, dial_uri
 from app.domain.retry import RetryPolicy
-from app.domain.trunks import Trunk
 from app.services.trunks import TrunkRoute, TrunkService
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ log = logging.getLogger(__name__)
 HANGUP_GRACE_SECONDS = 10.0  # how long to wait for ChannelDestroyed after our DELETE
 RING_GRACE_SECONDS = 15.0  # beyond Asterisk's own originate timeout
 ABSOLUTE_TIMEOUT_MARGIN_SECONDS = 30  # past our own maximum: only for calls nobody follows
-FAILOVER_WAIT_SECONDS = 5.0  # for a free call on the next trunk, within the same attempt
+FAILOVER_WAIT_SECONDS = 30.0  # for a free call on the next trunk, within the same attempt
 SAME_ID_RETRIES = 20  # the failed channel's id is free again within milliseconds
 
 
@@ -328,7 +327,7 @@ class CallSession:
             return False
         trunks.release(route.trunk, str(event.tech_cause))
         self._holding_trunk = False
-        following = await self._take_next(trunks, route.later)
+        following = await trunks.take_for_failover(route.later, FAILOVER_WAIT_SECONDS)
         if following is None:
             return False
         following.failed_over_from[:0] = [*route.failed_over_from,
@@ -351,15 +350,6 @@ class CallSession:
         await self._apply(OriginateFailed("Asterisk kept the refused channel's id busy"))
         return True
 
-    @staticmethod
-    async def _take_next(trunks: TrunkService, later: list[Trunk]) -> TrunkRoute | None:
-        deadline = time.monotonic() + FAILOVER_WAIT_SECONDS
-        while True:
-            route = trunks.take(later)
-            if route is not None or not trunks.any_ready(later) \
-                    or time.monotonic() >= deadline:
-                return route
-            await asyncio.sleep(0.05)
 
     def _deadline_event(self) -> CallEvent:
         if self._state.phase is Phase.HANGING_UP:

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 RATE_WINDOW_SECONDS = 10.0  # calls per second as shown: over this window
 RECENT_OUTCOMES = 50
+FAILOVER_POLL_SECONDS = 0.02
 
 
 @dataclass(slots=True)
@@ -53,6 +54,9 @@ class TrunkService:
         self._health = health
         self._reloader = reloader
         self._loads: dict[str, _Load] = {}
+        # Trunks a failing-over call waits for: it goes before new calls (it holds a caller
+        # who is already being dialled).
+        self._failover_waits: Counter[str] = Counter()
         self._listeners: list[Callable[[], None]] = []
         self._reload_lock = asyncio.Lock()
         self._expect_health()
@@ -104,9 +108,10 @@ class TrunkService:
         return [trunk for trunk in self._table.candidates(call.target, call.trunk)
                 if trunk.spec.caller_id.allows(call.caller)]
 
-    def take(self, trunks: Sequence[Trunk]) -> TrunkRoute | None:
+    def take(self, trunks: Sequence[Trunk], *, failing_over: bool = False) -> TrunkRoute | None:
         """The first healthy trunk with a free call and a free pacing slot now, taken; the
-        unhealthy ones passed over are what the route failed over from. None: none free."""
+        unhealthy ones passed over are what the route failed over from. None: none free.
+        A new call leaves a trunk to the calls failing over to it."""
         now = time.monotonic()
         passed: list[str] = []
         for position, trunk in enumerate(trunks):
@@ -115,7 +120,8 @@ class TrunkService:
                 passed.append(f"{trunk.name}: {state}")
                 continue
             load = self._load(trunk.name)
-            if load.live >= trunk.spec.max_concurrent or now < load.next_slot:
+            if load.live >= trunk.spec.max_concurrent or now < load.next_slot or (
+                    not failing_over and self._failover_waits[trunk.name]):
                 continue
             load.live += 1
             load.peak_live = max(load.peak_live, load.live)
@@ -125,6 +131,24 @@ class TrunkService:
                 load.sent.popleft()
             return TrunkRoute(trunk, list(trunks[position + 1:]), passed)
         return None
+
+    async def take_for_failover(self, trunks: Sequence[Trunk],
+                                wait_seconds: float) -> TrunkRoute | None:
+        """`take`, waiting up to `wait_seconds` for a call or pacing slot to free up, ahead of
+        new calls; None when none frees up or none of them is healthy."""
+        deadline = time.monotonic() + wait_seconds
+        names = [trunk.name for trunk in trunks]
+        self._failover_waits.update(names)
+        try:
+            while True:
+                route = self.take(trunks, failing_over=True)
+                if route is not None or not self.any_ready(trunks) \
+                        or time.monotonic() >= deadline:
+                    return route
+                await asyncio.sleep(FAILOVER_POLL_SECONDS)
+        finally:
+            self._failover_waits.subtract(names)
+            self._changed()
 
     def any_ready(self, trunks: Sequence[Trunk]) -> bool:
         return any(self.state(trunk) == "ready" for trunk in trunks)
