@@ -69,6 +69,8 @@ class AsteriskConfigValues:
     rtp_timeout: int = 30  # seconds without RTP from an answered far end; 0: never
     dns_nameservers: tuple[str, ...] = ()  # empty: the resolv.conf inside Asterisk's root
     trunks: TrunkTable = TrunkTable()  # validated by app.domain.trunks
+    external_address: str = ""  # behind NAT: the public IPv4 address announced in SIP and SDP
+    local_nets: tuple[str, ...] = ()  # networks reached without NAT
 
     def __repr__(self) -> str:
         shown = (
@@ -123,6 +125,17 @@ def validate_config_values(values: AsteriskConfigValues) -> None:
                 raise ValueError("not IPv6")
         except ValueError as error:
             raise ConfigValueError("sip_address6", "must be an IPv6 address") from error
+    if values.external_address:
+        try:
+            if ipaddress.ip_address(values.external_address).version != 4:
+                raise ValueError("not IPv4")
+        except ValueError as error:
+            raise ConfigValueError("external_address", "must be an IPv4 address") from error
+    for net in values.local_nets:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError as error:
+            raise ConfigValueError("local_nets", "must be networks like 10.0.0.0/8") from error
     for server in values.dns_nameservers:
         try:
             ipaddress.ip_address(server)

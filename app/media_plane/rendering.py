@@ -41,7 +41,8 @@ def config_values(settings: Settings, layout: AsteriskLayout,
         tls_ca_file=layout.inside(tls.far_end_ca) if tls.far_end_ca else "",
         tls_verify_server=settings.tls_verify_server, rtp_timeout=settings.rtp_timeout,
         dns_nameservers=settings.dns_nameserver_list,
-        module_dir=find_module_dir(settings.asterisk_root), trunks=trunks)
+        module_dir=find_module_dir(settings.asterisk_root), trunks=trunks,
+        external_address=settings.external_address, local_nets=settings.local_net_list)
 
 
 def render_trunks(settings: Settings, trunks: TrunkTable) -> None:

@@ -130,7 +130,9 @@ async def providers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[P
         ari_url=f"http://127.0.0.1:{free_tcp_port()}", sip_port=free_sip_port(),
         sip_tls_port=free_tcp_port(), ami_port=free_tcp_port(), rtp_start=rtp_start,
         rtp_end=rtp_end, ring_timeout=5, drain_timeout=5.0, calls_per_second=20,
-        max_concurrent_calls=50, trunks_file=trunks_file, operator_tenants="ops"))
+        max_concurrent_calls=50, trunks_file=trunks_file, operator_tenants="ops",
+        # NAT settings in force; the providers are on a local net, so they see no change.
+        external_address="198.51.100.20", local_nets="127.0.0.0/8"))
     layout = layout_of(settings)
     sipp: dict[str, SippFarEnd] = {}
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.domain.trunks import TrunkFileError, TrunkHost, TrunkTable, parse_trunks
-from app.media_plane.config import render_asterisk_config
+from app.media_plane.config import ConfigValueError, render_asterisk_config
 from app.media_plane.trunk_config import load_trunks_file
 from tests.media_plane.test_media_plane_config import good_values
 
@@ -152,3 +152,22 @@ def test_route_problems_name_the_field(number: str, named: str | None, caller: s
 
 def test_host_uri() -> None:
     assert TrunkHost(host="192.0.2.1").uri == "sip:192.0.2.1:5060"
+
+
+def test_behind_nat_every_ipv4_transport_announces_the_public_address(tmp_path: Path) -> None:
+    render_asterisk_config(good_values(external_address="203.0.113.9",
+                                       local_nets=("10.0.0.0/8", "172.16.0.0/12")), tmp_path)
+    pjsip = (tmp_path / "pjsip.conf").read_text()
+    transports = pjsip.count("type = transport")
+    assert pjsip.count("external_signaling_address = 203.0.113.9") == transports
+    assert pjsip.count("external_media_address = 203.0.113.9") == transports
+    assert pjsip.count("local_net = 172.16.0.0/12") == transports
+    render_asterisk_config(good_values(), tmp_path)
+    assert "external_" not in (tmp_path / "pjsip.conf").read_text()
+
+
+@pytest.mark.parametrize(("field", "value"), [("external_address", "203.0.113.9\n[x]"),
+                                               ("local_nets", ("10.0.0.0/8;",))])
+def test_nat_values_are_checked(tmp_path: Path, field: str, value: object) -> None:
+    with pytest.raises(ConfigValueError, match=field):
+        render_asterisk_config(good_values(**{field: value}), tmp_path)
