@@ -100,6 +100,15 @@ def _check_port(values: AsteriskConfigValues, field: str) -> int:
     return value
 
 
+def _check_address(value: str, field: str, version: int) -> None:
+    try:
+        valid = ipaddress.ip_address(value).version == version
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigValueError(field, f"must be an IPv{version} address")
+
+
 def validate_config_values(values: AsteriskConfigValues) -> None:
     """Raise ConfigValueError for the first value that is unsafe to put in a config file."""
     module_dir = _check_string(values, "module_dir", _PATH)
@@ -114,23 +123,11 @@ def validate_config_values(values: AsteriskConfigValues) -> None:
         _check_string(values, field, _PASSWORD)
     for field in _NAME_FIELDS:
         _check_string(values, field, _NAME)
-    try:
-        if ipaddress.ip_address(values.sip_address).version != 4:
-            raise ValueError("not IPv4")
-    except ValueError as error:
-        raise ConfigValueError("sip_address", "must be an IPv4 address") from error
+    _check_address(values.sip_address, "sip_address", 4)
     if values.sip_address6:
-        try:
-            if ipaddress.ip_address(values.sip_address6).version != 6:
-                raise ValueError("not IPv6")
-        except ValueError as error:
-            raise ConfigValueError("sip_address6", "must be an IPv6 address") from error
+        _check_address(values.sip_address6, "sip_address6", 6)
     if values.external_address:
-        try:
-            if ipaddress.ip_address(values.external_address).version != 4:
-                raise ValueError("not IPv4")
-        except ValueError as error:
-            raise ConfigValueError("external_address", "must be an IPv4 address") from error
+        _check_address(values.external_address, "external_address", 4)
     for net in values.local_nets:
         try:
             ipaddress.ip_network(net, strict=False)
