@@ -185,7 +185,8 @@ class TrunkService:
     def _expect_health(self) -> None:
         if self._health is None:
             return
-        self._health.expect({uris: trunk.name for trunk in self._table.trunks
+        self._health.expect(tuple(trunk.name for trunk in self._table.trunks),
+                            {uris: trunk.name for trunk in self._table.trunks
                              if (uris := trunk.registration_uris()) is not None})
 
     # --- what GET /trunks shows --------------------------------------------------------------

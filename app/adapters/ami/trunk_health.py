@@ -1,6 +1,7 @@
 """Each trunk's health as Asterisk reports it over AMI: its outbound registration's state
 (`Registry` events, `PJSIPShowRegistrationsOutbound`) and its contacts' reachability with the
-round-trip time of the last qualify (`ContactStatus` events, `PJSIPShowContacts`).
+round-trip time of the last qualify (`ContactStatus` events on each change,
+`PJSIPShowEndpoint` for the current state: static contacts are not in `PJSIPShowContacts`).
 
 Events arrive in plain callbacks; the queries run in one owned task, started at each AMI
 login and after each trunk reload, and awaited at close.
@@ -33,6 +34,7 @@ class TrunkHealth:
         self.registrations: dict[str, str] = {}  # trunk -> Asterisk's status word
         self.contacts: dict[str, dict[str, ContactState]] = {}  # trunk (aor) -> uri -> state
         self._registration_names: dict[tuple[str, str], str] = {}  # (client, server) -> trunk
+        self._endpoints: tuple[str, ...] = ()
         self._refreshing: asyncio.Task[None] | None = None
         ami.listen("Registry", self._on_registry)
         ami.listen("ContactStatus", self._on_contact_status)
@@ -42,13 +44,16 @@ class TrunkHealth:
     def connected(self) -> bool:
         return self._ami.connected
 
-    def expect(self, registrations: dict[tuple[str, str], str]) -> None:
-        """The trunks now configured: (client URI, server URI) of each registration -> trunk.
-        State of trunks no longer configured is forgotten."""
+    def expect(self, endpoints: tuple[str, ...],
+               registrations: dict[tuple[str, str], str]) -> None:
+        """The trunks now configured (their endpoints), and (client URI, server URI) of each
+        registration -> trunk. State of trunks no longer configured is forgotten."""
+        self._endpoints = endpoints
         self._registration_names = dict(registrations)
-        names = set(registrations.values())
         self.registrations = {name: status for name, status in self.registrations.items()
-                              if name in names}
+                              if name in endpoints}
+        self.contacts = {name: states for name, states in self.contacts.items()
+                         if name in endpoints}
 
     def refresh(self) -> None:
         """Ask Asterisk for the current state of every registration and contact."""
@@ -66,7 +71,8 @@ class TrunkHealth:
     async def _query(self) -> None:
         try:
             registrations = await self._ami.query({"Action": "PJSIPShowRegistrationsOutbound"})
-            contacts = await self._ami.query({"Action": "PJSIPShowContacts"})
+            contacts = [row for endpoint in self._endpoints for row in await self._ami.query(
+                {"Action": "PJSIPShowEndpoint", "Endpoint": endpoint})]
         except (TimeoutError, ConnectionError, OSError) as error:
             log.warning("could not read trunk health over AMI: %s", error)
             return
@@ -74,8 +80,8 @@ class TrunkHealth:
             if row.get("Event") == "OutboundRegistrationDetail" and row.get("ObjectName"):
                 self.registrations[row["ObjectName"]] = row.get("Status", "")
         for row in contacts:
-            if row.get("Event") == "ContactList" and row.get("Aor"):
-                self._set_contact(row["Aor"], row.get("Uri", ""), row.get("Status", ""),
+            if row.get("Event") == "ContactStatusDetail" and row.get("AOR"):
+                self._set_contact(row["AOR"], row.get("URI", ""), row.get("Status", ""),
                                   row.get("RoundtripUsec", ""))
 
     def _on_registry(self, event: dict[str, str]) -> None:
