@@ -84,6 +84,7 @@ class InFlightCall:
     ring_time: datetime | None
     connect_time: datetime | None
     media_server: str | None = None  # the Asterisk that placed it, when it was placed
+    trunk: str | None = None  # the trunk it was placed through
 
 
 @dataclass(frozen=True, slots=True)

@@ -190,7 +190,9 @@ class CallSession:
                 # Cancelled or shutting down before the originate: never dial it.
                 await self._queue.cancel_calls([self.call.call_id], _now())
                 return
-            setup = self._writes.mark_setup(self.call.call_id, _now(), self._media_server)
+            setup = self._writes.mark_setup(
+                self.call.call_id, _now(), self._media_server,
+                self._route.trunk.name if self._route is not None else None)
             if self._setup_must_be_durable:
                 # No channel log to settle a crashed call from: recovery must know from the
                 # database that this call may have been placed before it is placed.
@@ -248,6 +250,7 @@ class CallSession:
             await self._follow()
         finally:
             self._router.unregister(self.channel_id)
+            self._release_trunk()
 
     async def _item_playing(self) -> int | None:
         for item in range(len(self.call.sounds)):

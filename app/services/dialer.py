@@ -374,7 +374,8 @@ class Dialer:
         answered_at = item.connect_time or (history.answered_at if history else None)
         if live:
             call = dataclasses.replace(item.call, sounds=await server.playable(item.call.sounds))
-            self._start(call, server, reattach=(item.ring_time, answered_at))
+            route = self._trunks.adopt(item.trunk) if self._trunks and item.trunk else None
+            self._start(call, server, reattach=(item.ring_time, answered_at), route=route)
             return "followed again"
         if history is None or history.created_at is None:
             if server.history.available:

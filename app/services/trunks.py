@@ -150,6 +150,17 @@ class TrunkService:
             self._failover_waits.subtract(names)
             self._changed()
 
+    def adopt(self, name: str) -> TrunkRoute | None:
+        """A call still live on trunk `name` from before a restart: it counts in the trunk's
+        limit again until it ends (None: no such trunk any more)."""
+        trunk = self._table.get(name)
+        if trunk is None:
+            return None
+        load = self._load(name)
+        load.live += 1
+        load.peak_live = max(load.peak_live, load.live)
+        return TrunkRoute(trunk, [], [])
+
     def any_ready(self, trunks: Sequence[Trunk]) -> bool:
         return any(self.state(trunk) == "ready" for trunk in trunks)
 

@@ -90,3 +90,12 @@ async def test_a_call_failing_over_goes_before_new_calls() -> None:
     assert trunks.take([a]) is None  # a new call: left to the waiting one
     route = await waiting
     assert route is not None and route.trunk is a
+
+
+def test_a_call_live_from_before_a_restart_counts_in_its_trunks_limit() -> None:
+    trunks, health = service()
+    b = TRUNKS.trunks[1]
+    route = trunks.adopt("b")
+    assert route is not None and route.trunk is b
+    assert trunks.take([b]) is None  # max_concurrent 1, held by the adopted call
+    assert trunks.adopt("gone") is None  # removed from the file since
