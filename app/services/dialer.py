@@ -182,6 +182,7 @@ class Dialer:
             # Cancelled, or no server can take calls: unstarted calls go back to the queue.
             unstarted = [call.call_id for call in self._pending]
             self._pending.clear()
+            self._unroutable_since.clear()
             await asyncio.shield(self._queue.release_calls(unstarted))
 
     def _next_startable(self) -> tuple[ClaimedCall, TrunkRoute | None, str | None] | None:
@@ -294,6 +295,7 @@ class Dialer:
         dropped = [call for call in self._pending if call.broadcast_id == broadcast_id]
         for call in dropped:
             self._pending.remove(call)
+            self._unroutable_since.pop(call.call_id, None)
         return [call.call_id for call in dropped]
 
     async def watch_cancellations(self, every_seconds: float = 1.0) -> None:
