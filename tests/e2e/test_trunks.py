@@ -8,6 +8,7 @@
   to `byip` instead.
 - `busy503` answers every INVITE with 503: its numbers (+1) fail over to `byip` in the same
   attempt.
+- `overtls` knows us by our address, over TLS (a self-signed certificate: not verified).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pytest_asyncio
 
 from app.domain.trunks import TrunkFileError
 from app.media_plane.sipp import SippFarEnd
+from app.media_plane.tls import place_tls_files
 from app.runtime import layout_of, running_asterisk, with_generated_secrets
 from app.services.trunks import TrunkService
 from app.settings import Secret, Settings
@@ -104,6 +106,11 @@ priority = 10
 auth = {{ username = "someone", password = "not-this-one" }}
 registration = {{ expiry = 300 }}
 
+[trunks.overtls]
+hosts = [{{ host = "127.0.0.1", port = {ports["overtls"]}, transport = "tls" }}]
+prefixes = ["+39"]
+qualify_seconds = 5
+
 [trunks.busy503]
 hosts = [{{ host = "127.0.0.1", port = {ports["busy503"]} }}]
 prefixes = ["+1"]
@@ -120,8 +127,9 @@ async def providers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[P
     scenarios = {"digest": ("provider_digest_register", "udp"),
                  "byip": ("provider_by_ip", "tcp"),
                  "forbidden": ("provider_forbids_register", "udp"),
-                 "busy503": ("provider_rejects_503", "udp")}
-    ports = {name: free_tcp_port() if transport == "tcp" else free_udp_port()
+                 "busy503": ("provider_rejects_503", "udp"),
+                 "overtls": ("provider_by_ip", "tls")}
+    ports = {name: free_udp_port() if transport == "udp" else free_tcp_port()
              for name, (_, transport) in scenarios.items()}
     trunks_file = runtime / "trunks.toml"
     trunks_file.write_text(trunks_toml(ports))
@@ -135,13 +143,16 @@ async def providers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[P
         # NAT settings in force; the providers are on a local net, so they see no change.
         external_address="198.51.100.20", local_nets="127.0.0.0/8"))
     layout = layout_of(settings)
+    tls = place_tls_files(layout.sipp_dir / "tls", cert=None, key=None, far_end_ca=None,
+                          addresses=["127.0.0.1"])
     sipp: dict[str, SippFarEnd] = {}
     try:
         for name, (scenario, transport) in scenarios.items():
             # -deadcall_wait 0: a REGISTER refresh reusing its Call-ID is a new exchange.
             sipp[name] = SippFarEnd(root, SCENARIOS / f"{scenario}.xml", ports[name],
                                     layout.sipp_dir / name, ["-deadcall_wait", "0"],
-                                    transport=transport)
+                                    transport=transport,
+                                    tls_files=(tls.cert, tls.key) if transport == "tls" else None)
             await sipp[name].start()
             processes.register(sipp[name].pid, f"sipp provider {name}")
         async with running_asterisk(settings) as asterisk:
@@ -196,6 +207,7 @@ async def test_one_broadcast_routed_by_prefix_within_each_trunks_limits(
     british = [f"+4420755{i:04d}" for i in range(6)]
     american = [f"+1212555{i:04d}" for i in range(2)]
     french = [f"+3314555{i:04d}" for i in range(2)]
+    italian = [f"+3906555{i:04d}" for i in range(2)]
     named = "+4930777000"  # a German number sent through byip by name
     async with running_service(settings) as service:
         await _trunks_ready(service.app[TRUNKS])
@@ -210,7 +222,7 @@ async def test_one_broadcast_routed_by_prefix_within_each_trunks_limits(
         assert status == 400 and answer["details"][0]["field"] == "recipients[0].trunk"
 
         request_id = await service.submit({
-            "recipients": [{"to": n} for n in german + british + american + french]
+            "recipients": [{"to": n} for n in german + british + american + french + italian]
             + [{"to": named, "trunk": "byip"}],
             "from": "+4930123456", "playlist": [{"pause": 2}]})
         report = await service.wait_for_report(request_id, limit=90)
@@ -249,6 +261,12 @@ async def test_one_broadcast_routed_by_prefix_within_each_trunks_limits(
         assert _uri_user(dialog.invite.headers["p-asserted-identity"]) == "4930123456"
         assert "<sip:4930123456@voxcast.example>" in dialog.invite.headers["from"]
         assert _answered(dialog), dialog.timeline()
+
+    overtls = providers.dialogs("overtls")
+    assert sorted(_user(d.invite.first_line) for d in overtls) == sorted(italian)
+    assert all(d.invite.headers["via"].startswith("SIP/2.0/TLS ") and _answered(d)
+               for d in overtls), [d.timeline() for d in overtls]
+    assert {n: records[n]["trunk"] for n in italian} == dict.fromkeys(italian, "overtls")
 
     assert providers.dialogs("forbidden") == []  # rejected: no call at all
     assert {status for _, status in providers.registers("forbidden")} == {403}
@@ -298,10 +316,10 @@ async def test_a_bad_trunks_file_is_refused_and_the_running_trunks_stay(
             assert trunks.table is before
             # A good change is taken without a restart: byip gets a fourth prefix.
             providers.trunks_file.write_text(good.replace('"+33"]\npriority = 20',
-                                                          '"+33", "+39"]\npriority = 20'))
+                                                          '"+33", "+31"]\npriority = 20'))
             table = await trunks.reload()
             byip = table.get("byip")
-            assert byip is not None and "+39" in byip.spec.prefixes
+            assert byip is not None and "+31" in byip.spec.prefixes
         finally:
             providers.trunks_file.write_text(good)
             await trunks.reload()
@@ -324,7 +342,7 @@ async def test_python_m_app_trunks_reload_and_voxcast_trunks(providers: Provider
             assert "bad;comment" not in refused.stderr + service.log_tail(20000)
 
             providers.trunks_file.write_text(good.replace('"+33"]\npriority = 20',
-                                                          '"+33", "+39"]\npriority = 20'))
+                                                          '"+33", "+31"]\npriority = 20'))
             done = await run_command("trunks", "reload", env=env)
             assert done.exit_code == 0, done.stderr
             assert f"pid {service.service_pid()}" in done.stdout
@@ -332,7 +350,7 @@ async def test_python_m_app_trunks_reload_and_voxcast_trunks(providers: Provider
             async def reloaded() -> tuple[bool, object]:
                 _, answer = await service.api.get("/trunks")
                 byip = next(t for t in answer["trunks"] if t["name"] == "byip")
-                return "+39" in byip["prefixes"], byip["prefixes"]
+                return "+31" in byip["prefixes"], byip["prefixes"]
 
             await poll(reloaded, limit=10, what="the reloaded trunks")
             code, shown, _ = await run_bounded(
