@@ -161,8 +161,7 @@ async def providers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[P
     finally:
         for far_end in sipp.values():
             await far_end.stop()
-        if not os.environ.get("KEEP_TRUNK_LAB"):
-            shutil.rmtree(layout.instance_dir, ignore_errors=True)
+        shutil.rmtree(layout.instance_dir, ignore_errors=True)
 
 
 def _user(uri_line: str) -> str:
