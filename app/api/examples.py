@@ -30,6 +30,12 @@ PLAY_REQUESTS: dict[str, dict[str, Any]] = {
                      {"play": "https://media.example/voices/hello.wav"}],
         "retry": {"on": ["busy", "no_answer"], "attempts": 2, "delay": 60},
     }},
+    "trunks": {"summary": "Numbers through SIP trunks: by prefix, or a named trunk", "value": {
+        "recipients": [{"to": "+4930123456789"},
+                       {"to": "tel:+442071234567", "trunk": "carrier-b"}],
+        "from": "+4930555000",
+        "playlist": [{"play": "https://media.example/voices/hello.wav"}],
+    }},
     "one": {"summary": "The one-recipient form", "value": {
         "to": "sip:alice@192.0.2.10:5060", "from": "me",
         "playlist": [{"play": "https://media.example/voices/hello.wav", "loop": 2}],
@@ -88,6 +94,13 @@ MONITOR = _envelope("", monitor={
             "by_sip_code": {"486": 9, "none": 111}, "by_q850_cause": {"16": 100, "17": 9}},
     "ari": {"connected": True, "disconnects": 0, "ignored_events": 0, "unrouted_events": 0},
     "dialer": {"live_calls": 4, "peak_live_calls": 50}})
+TRUNKS = _envelope("", trunks=[{
+    "name": "carrier-a", "state": "ready", "registration": "Registered",
+    "contacts": [{"uri": "sip:192.0.2.20:5060", "status": "Reachable", "rtt_ms": 12.4}],
+    "hosts": ["sip:192.0.2.20:5060"], "prefixes": ["+49"], "priority": 100, "live_calls": 3,
+    "peak_live_calls": 10, "max_concurrent": 10, "calls_per_second": 1.8,
+    "max_calls_per_second": 2.0, "calls": 120, "outcomes": {"200": 101, "486": 19},
+    "recent_outcomes": ["200", "486", "200"]}])
 HEALTH = _envelope("", health="alive")
 READY = _envelope("", ready=True)
 

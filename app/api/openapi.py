@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from importlib import metadata
 from typing import Any
 
@@ -21,11 +22,25 @@ UPLOAD_TYPES = ("audio/wav", "audio/mpeg", "audio/ogg", "audio/flac", "applicati
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 
 
+def _play_examples(trunk_names: tuple[str, ...]) -> dict[str, Any]:
+    """The request examples this deployment accepts: the trunk one names a configured trunk,
+    and is left out where there is none."""
+    chosen = {name: example for name, example in examples.PLAY_REQUESTS.items()
+              if name != "trunks"}
+    if trunk_names:
+        example = copy.deepcopy(examples.PLAY_REQUESTS["trunks"])
+        example["value"]["recipients"][1]["trunk"] = trunk_names[0]
+        chosen["trunks"] = example
+    return chosen
+
+
 def openapi_document(*, max_recipients: int, max_playlist_items: int, max_text_chars: int,
-                     phone_numbers: bool) -> dict[str, Any]:
+                     phone_numbers: bool, trunk_names: tuple[str, ...] = ()
+                     ) -> dict[str, Any]:
     """The service's OpenAPI 3.1.0 document, with the deployment's limits.
 
     `phone_numbers`: a trunk is configured, so E.164 targets are accepted as well as SIP URIs.
+    `trunk_names`: the trunks a recipient may name (none: no `trunk` field).
     """
     schemas: dict[str, Any] = {}
     play = PlayRequest.model_json_schema(mode="validation", ref_template=REF)
@@ -46,6 +61,11 @@ def openapi_document(*, max_recipients: int, max_playlist_items: int, max_text_c
             if target.get("pattern") == TARGET_PATTERN:
                 target["pattern"] = SIP_TARGET_PATTERN
                 target["description"] = "a SIP URI (no trunk is configured for phone numbers)"
+    for properties in (schemas["Recipient"]["properties"], play["properties"]):
+        if trunk_names:
+            properties["trunk"]["anyOf"][0]["enum"] = list(trunk_names)
+        else:
+            del properties["trunk"]
     _merge(schemas, {"PlayRequest": play})
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         (model, "serialization") for model in RESPONSE_MODELS]
@@ -62,7 +82,7 @@ def openapi_document(*, max_recipients: int, max_playlist_items: int, max_text_c
                             "status. Times are `YYYY-MM-DD HH:MM:SS` in UTC."),
         },
         "security": [{"bearerAuth": []}],
-        "paths": _paths(),
+        "paths": _paths(trunk_names),
         "components": {
             "schemas": dict(sorted(schemas.items())),
             "securitySchemes": {
@@ -159,7 +179,7 @@ _LIST_PARAMETERS: list[dict[str, Any]] = [
 ]
 
 
-def _paths() -> dict[str, Any]:
+def _paths(trunk_names: tuple[str, ...]) -> dict[str, Any]:
     x = examples
     not_found = "no such id (also for ids of another tenant); error `not_found`"
     unauthorized = _error(UNAUTHORIZED, x.UNAUTHORIZED)
@@ -180,7 +200,8 @@ def _paths() -> dict[str, Any]:
                 "example": "order-2026-11-26-0001",
             }],
             "requestBody": {"required": True, "content": {JSON: {
-                "schema": _ref("PlayRequest"), "examples": x.PLAY_REQUESTS}}},
+                "schema": _ref("PlayRequest"),
+                "examples": _play_examples(trunk_names)}}},
             "responses": {
                 "200": {**_json("accepted and stored", _ref("Accepted"), x.ACCEPTED),
                         "links": _LINKS_FROM_PLAY},
@@ -277,6 +298,17 @@ def _paths() -> dict[str, Any]:
                             "VOXCAST_OPERATOR_TENANTS (or any caller in open mode)."),
             "responses": {
                 "200": _json("the totals", _ref("MonitorSnapshot"), x.MONITOR),
+                "401": unauthorized,
+                "404": _error("the caller is not an operator", x.NOT_OPERATOR),
+            },
+        }},
+        "/trunks": {"get": {
+            "operationId": "trunks",
+            "summary": "SIP trunks for operators: health, live calls, calls per second, outcomes",
+            "description": ("Every trunk of VOXCAST_TRUNKS_FILE: only tenants named in "
+                            "VOXCAST_OPERATOR_TENANTS (or any caller in open mode)."),
+            "responses": {
+                "200": _json("each trunk", _ref("TrunkStates"), x.TRUNKS),
                 "401": unauthorized,
                 "404": _error("the caller is not an operator", x.NOT_OPERATOR),
             },

@@ -57,6 +57,9 @@ def call_record(call: CallRecord) -> dict[str, Any]:
         "state": call.state,
         "attempt": call.attempt,
         "media_server": call.media_server,
+        "trunk": call.trunk,
+        # null unless a trunk carried the call
+        "failed_over_from": list(call.failed_over_from) if call.trunk else None,
     })
     return record
 

@@ -78,6 +78,11 @@ class CallRecord(BaseModel):
     attempt: int
     media_server: str | None = Field(
         default=None, description="the media server (Asterisk) that placed the call")
+    trunk: str | None = Field(default=None, description="the SIP trunk that carried the call")
+    failed_over_from: list[str] | None = Field(
+        default=None,
+        description="trunks tried before `trunk` in this attempt, each as `name: why` "
+                    "(`503`, `rejected`, ...); null when no trunk carried the call")
 
 
 class Accepted(Envelope):
@@ -155,6 +160,14 @@ class MonitorSnapshot(Envelope):
     monitor: dict[str, Any]
 
 
+class TrunkStates(Envelope):
+    trunks: list[dict[str, Any]] = Field(description=(
+        "per trunk: `state` (`ready`, or why not: `registering`, `rejected`, `unregistered`, "
+        "`failed`, `unreachable`), registration and contacts as Asterisk reports them over "
+        "AMI (with the last qualify's round-trip time), live calls, calls per second over the "
+        "last 10 s, the limits, and outcomes by SIP code"))
+
+
 class ErrorDetail(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -177,6 +190,6 @@ class ErrorBody(BaseModel):
 
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Accepted, RequestStatus, CallStatus, Report, BroadcastList, Cancelled, MediaUploaded, Health,
-    Ready, MonitorSnapshot,
+    Ready, MonitorSnapshot, TrunkStates,
     ErrorBody,
 )

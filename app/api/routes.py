@@ -30,6 +30,7 @@ from app.services.media_library import MediaLibrary
 from app.services.monitoring import Monitoring
 from app.services.playlist_media import MediaProblem
 from app.services.reports import ReportQueries
+from app.services.trunks import TrunkService
 
 INTAKE = web.AppKey("intake", Intake)
 QUERIES = web.AppKey("queries", ReportQueries)
@@ -44,6 +45,7 @@ IPV6_ENABLED = web.AppKey("ipv6_enabled", bool)
 MONITOR = web.AppKey("monitor", Monitoring)
 OPERATORS = web.AppKey("operators", frozenset[str])
 OPENAPI = web.AppKey("openapi", dict[str, Any])
+TRUNKS = web.AppKey("trunks", TrunkService)
 
 
 # Parts of pydantic's error locations that name its machinery, not the client's fields.
@@ -101,7 +103,7 @@ async def submit_play(request: web.Request) -> web.Response:
     try:
         accepted = await request.app[INTAKE].submit(
             tenant=tenant,
-            recipients=[(r.to, r.variables) for r in play.all_recipients()],
+            recipients=[(r.to, r.variables, r.trunk) for r in play.all_recipients()],
             caller=play.caller,
             playlist=[item.model_dump(exclude_none=True) for item in play.playlist],
             retry=play.retry.model_dump() if play.retry is not None else None,
@@ -126,18 +128,24 @@ def _idempotency(request: web.Request, body: dict[str, Any]) -> tuple[str, str] 
 
 
 def _check_reachable(request: web.Request, play: PlayRequest) -> None:
-    """Refuse now what this service could not dial: phone numbers without a trunk, IPv6
-    addresses without IPv6 transports."""
-    prefix = "recipients[{}].to" if play.recipients is not None else "to"
-    for position, target in enumerate(play.targets()):
-        message = None
+    """Refuse now what this service could not dial: phone numbers no trunk serves (or with a
+    caller id it does not allow), IPv6 addresses without IPv6 transports."""
+    prefix = "recipients[{}]." if play.recipients is not None else ""
+    trunks = request.app[TRUNKS].table
+    for position, recipient in enumerate(play.all_recipients()):
+        target, problem = recipient.to, None
         if is_phone_number(target):
-            if not request.app[TRUNK_HOST]:
-                message = "phone numbers need a SIP trunk, and none is configured"
+            if trunks:
+                problem = trunks.route_problem(target, recipient.trunk, play.caller)
+            elif not request.app[TRUNK_HOST]:
+                problem = "to", "phone numbers need a SIP trunk, and none is configured"
+        elif recipient.trunk is not None:
+            problem = "trunk", "only phone numbers go through a trunk"
         elif route_of(target).ipv6 and not request.app[IPV6_ENABLED]:
-            message = "IPv6 addresses are not enabled on this service"
-        if message is not None:
-            field = prefix.format(position)
+            problem = "to", "IPv6 addresses are not enabled on this service"
+        if problem is not None:
+            name, message = problem
+            field = "from" if name == "from" else prefix.format(position) + name
             raise ApiError(400, "invalid_request", f"{field}: {message}",
                            [{"field": field, "message": message}])
 
@@ -230,7 +238,10 @@ async def _build_openapi(app: web.Application) -> None:
     app[OPENAPI] = openapi_document(max_recipients=limits["max_recipients"],
                                     max_text_chars=limits["max_text_chars"],
                                     max_playlist_items=limits["max_playlist"],
-                                    phone_numbers=bool(app[TRUNK_HOST]))
+                                    phone_numbers=bool(app[TRUNK_HOST])
+                                    or bool(app[TRUNKS].table),
+                                    trunk_names=tuple(trunk.name for trunk
+                                                      in app[TRUNKS].table.trunks))
 
 
 async def openapi_json(request: web.Request) -> web.Response:
@@ -245,8 +256,17 @@ async def monitor(request: web.Request) -> web.Response:
     return ok({"monitor": request.app[MONITOR].snapshot()}, request_id="")
 
 
+async def trunks(request: web.Request) -> web.Response:
+    """`GET /trunks`: every trunk's state, load and outcomes; operator tenants only."""
+    tenant = request[TENANT]
+    if tenant not in request.app[OPERATORS] and tenant != OPEN_TENANT:
+        raise not_found("resource")
+    return ok({"trunks": request.app[TRUNKS].snapshot()}, request_id="")
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/monitor", monitor)
+    app.router.add_get("/trunks", trunks)
     app.on_startup.append(_build_openapi)
     app.router.add_get("/openapi.json", openapi_json)
     add_docs_routes(app)

@@ -22,6 +22,7 @@ class NewCall:
     id: str
     target: str
     variables: dict[str, str] | None = None
+    trunk: str | None = None  # the trunk the request named; None: routed by prefix
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class ClaimedCall:
     sounds: tuple[str, ...]
     attempt: int = 1
     retry: dict[str, Any] | None = None
+    trunk: str | None = None  # the trunk the request named
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,7 @@ class InFlightCall:
     ring_time: datetime | None
     connect_time: datetime | None
     media_server: str | None = None  # the Asterisk that placed it, when it was placed
+    trunk: str | None = None  # the trunk it was placed through
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,8 @@ class CallFinal:
     q850_text: str | None
     hangup_by: str | None
     playback: list[str]
+    trunk: str | None = None  # the trunk that carried the call
+    failed_over_from: list[str] | None = None  # "trunk: why", in the order tried
 
 
 # --- reads -----------------------------------------------------------------------------------
@@ -192,3 +197,5 @@ class CallRecord:
     playback: tuple[str, ...] = ()
     speech: tuple[dict[str, Any], ...] = ()  # the call's own notes, else the broadcast's
     media_server: str | None = None
+    trunk: str | None = None
+    failed_over_from: tuple[str, ...] = ()

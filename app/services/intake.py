@@ -51,7 +51,8 @@ class Intake:
             check.cancel()
         await asyncio.gather(*self._checks, return_exceptions=True)
 
-    async def submit(self, *, tenant: str, recipients: list[tuple[str, dict[str, str] | None]],
+    async def submit(self, *, tenant: str,
+                     recipients: list[tuple[str, dict[str, str] | None, str | None]],
                      caller: str, playlist: list[dict[str, Any]],
                      retry: dict[str, Any] | None = None,
                      idempotency: tuple[str, str] | None = None) -> Accepted:
@@ -68,8 +69,8 @@ class Intake:
         broadcast = NewBroadcast(
             id=str(uuid.uuid4()), report_id=str(uuid.uuid4()), tenant=tenant, caller=caller,
             playlist=playlist, created_at=datetime.now(UTC).replace(microsecond=0),
-            calls=[NewCall(str(uuid.uuid4()), target, variables)
-                   for target, variables in recipients],
+            calls=[NewCall(str(uuid.uuid4()), target, variables, trunk)
+                   for target, variables, trunk in recipients],
             retry=retry, idempotency=idempotency)
         stored = await self._store.add_broadcast(broadcast)
         if stored.id != broadcast.id:  # lost an idempotency race: answer as the winner did

@@ -33,6 +33,7 @@ class IntakeStore:
                     await session.execute(insert(CallRow), [
                         {"id": call.id, "broadcast_id": new.id, "position": position,
                          "target": call.target, "variables": call.variables,
+                         "requested_trunk": call.trunk,
                          "state": "queued", "request_time": new.created_at}
                         for position, call in enumerate(new.calls)
                     ])

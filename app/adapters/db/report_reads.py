@@ -25,7 +25,7 @@ _RECORD_COLUMNS = (
     CallRow.ring_time, CallRow.connect_time, CallRow.disconnect_time, CallRow.result,
     CallRow.sip_code, CallRow.sip_text, CallRow.sip_code_source, CallRow.q850_cause,
     CallRow.q850_text, CallRow.hangup_by, CallRow.playback, CallRow.speech,
-    CallRow.media_server,
+    CallRow.media_server, CallRow.trunk, CallRow.failed_over_from,
 )
 
 
@@ -41,7 +41,8 @@ def _record(row: Row[Any], caller: str, broadcast_speech: list[Any] | None) -> C
         sip_text=row.sip_text, sip_code_source=row.sip_code_source,
         q850_cause=row.q850_cause, q850_text=row.q850_text, hangup_by=row.hangup_by,
         playback=tuple(row.playback or ()), speech=tuple(row.speech or broadcast_speech or ()),
-        media_server=row.media_server)
+        media_server=row.media_server, trunk=row.trunk,
+        failed_over_from=tuple(row.failed_over_from or ()))
 
 
 class ReportReads:
