@@ -17,8 +17,12 @@ from app.adapters.db.store import Store
 from app.adapters.media.address_policy import AddressPolicy, parse_networks
 from app.adapters.media.fetcher import MediaFetcher
 from app.adapters.tts.engine import SpeechChain, build_engines
+from app.adapters.webhooks.sender import WebhookSender
 from app.api.auth import AUTHENTICATOR, Authenticator, auth_middleware
+from app.api.callbacks import WEBHOOK_POLICY
 from app.api.envelope import ApiError, error_middleware, ok
+from app.api.event_bodies import event_body
+from app.api.live_events import LIVE_EVENTS, add_live_event_routes
 from app.api.routes import (
     CANCELLATION,
     INTAKE,
@@ -33,6 +37,7 @@ from app.api.routes import (
     UPLOADS,
     add_routes,
 )
+from app.api.webhook_routes import SECRET_OVERLAP, WEBHOOKS, add_webhook_routes
 from app.media_plane.layout import AsteriskLayout
 from app.media_plane.server_list import media_servers
 from app.media_plane.supervisor import AsteriskSupervisor
@@ -46,6 +51,7 @@ from app.services.monitoring import Monitoring
 from app.services.playlist_media import PlaylistMedia
 from app.services.reports import ReportQueries
 from app.services.speech import Speech
+from app.services.webhook_delivery import DeliveryLimits, EventsSealed, WebhookDelivery
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,8 +77,13 @@ def create_app(settings: Settings,
                    "max_playlist": settings.max_playlist_items,
                    "max_text_chars": settings.max_text_chars}
     app[UPLOAD_LIMIT] = settings.media_max_bytes
+    app[WEBHOOK_POLICY] = webhook_policy(settings)
+    app[SECRET_OVERLAP] = settings.webhook_secret_overlap
     app.cleanup_ctx.append(_services)
+    app.cleanup_ctx.append(_webhooks)
     add_routes(app)
+    add_webhook_routes(app)
+    add_live_event_routes(app)
     app.router.add_get("/health", _health)
     app.router.add_get("/ready", _ready)
     return app
@@ -161,6 +172,36 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         for server in servers:
             await server.close()
         await store.close()
+
+
+def webhook_policy(settings: Settings) -> AddressPolicy:
+    """Where webhooks may go: the media fetcher's networks, loopback by its own setting."""
+    return AddressPolicy(deny=parse_networks(settings.media_deny_networks),
+                         allow=parse_networks(settings.media_allow_networks),
+                         allow_loopback=settings.webhook_allow_loopback)
+
+
+async def _webhooks(app: web.Application) -> AsyncIterator[None]:
+    """The webhook worker (sealing events, sending deliveries) and the live-event readers."""
+    settings = app[SETTINGS]
+    store = app[STORE]
+    limits = DeliveryLimits(concurrency=settings.webhook_concurrency,
+                            poll_seconds=settings.event_poll_seconds,
+                            backoff_scale=settings.webhook_backoff_scale,
+                            timeout=settings.webhook_timeout)
+    sender = WebhookSender.create(app[WEBHOOK_POLICY], timeout=settings.webhook_timeout,
+                                  limit=settings.webhook_concurrency)
+    sealed = EventsSealed()
+    delivery = WebhookDelivery(store.events, store.webhooks, sender, event_body, limits, sealed)
+    app[WEBHOOKS] = store.webhooks
+    app[LIVE_EVENTS] = (store.events, sealed)
+    worker = _owned(_restarting(delivery.run, "webhook delivery"), "webhook-delivery")
+    try:
+        yield
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        await sender.close()
 
 
 RESTART_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)

@@ -54,7 +54,8 @@ class Intake:
     async def submit(self, *, tenant: str, recipients: list[tuple[str, dict[str, str] | None]],
                      caller: str, playlist: list[dict[str, Any]],
                      retry: dict[str, Any] | None = None,
-                     idempotency: tuple[str, str] | None = None) -> Accepted:
+                     idempotency: tuple[str, str] | None = None,
+                     callback: dict[str, Any] | None = None) -> Accepted:
         """Store before answering: once this returns, the broadcast survives any crash.
 
         The playlist's shared media is tried first for a short while, so a bad URL is refused
@@ -70,7 +71,7 @@ class Intake:
             playlist=playlist, created_at=datetime.now(UTC).replace(microsecond=0),
             calls=[NewCall(str(uuid.uuid4()), target, variables)
                    for target, variables in recipients],
-            retry=retry, idempotency=idempotency)
+            retry=retry, idempotency=idempotency, callback=callback)
         stored = await self._store.add_broadcast(broadcast)
         if stored.id != broadcast.id:  # lost an idempotency race: answer as the winner did
             return Accepted(stored.id, stored.report_id)
