@@ -23,6 +23,7 @@ from app.api.callbacks import WEBHOOK_POLICY
 from app.api.envelope import ApiError, error_middleware, ok
 from app.api.event_bodies import event_body
 from app.api.live_events import LIVE_EVENTS, add_live_event_routes
+from app.api.metrics_route import METRICS, add_metrics_route
 from app.api.routes import (
     CANCELLATION,
     INTAKE,
@@ -47,6 +48,7 @@ from app.services.intake import Intake
 from app.services.media_library import MediaLibrary
 from app.services.media_preparation import MediaPreparation
 from app.services.media_server import MediaServer
+from app.services.metrics import Backlog, ServiceMetrics
 from app.services.monitoring import Monitoring
 from app.services.playlist_media import PlaylistMedia
 from app.services.reports import ReportQueries
@@ -61,6 +63,7 @@ STORE = web.AppKey("store", Store)
 DIALER = web.AppKey("dialer", Dialer)
 SPEECH = web.AppKey("speech", Speech)
 SUPERVISOR: web.AppKey[AsteriskSupervisor | None] = web.AppKey("supervisor")
+AMI = web.AppKey("ami", AmiMonitor)
 
 
 def create_app(settings: Settings,
@@ -84,6 +87,7 @@ def create_app(settings: Settings,
     add_routes(app)
     add_webhook_routes(app)
     add_live_event_routes(app)
+    add_metrics_route(app)
     app.router.add_get("/health", _health)
     app.router.add_get("/ready", _ready)
     return app
@@ -139,6 +143,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                          password=settings.ami_password.value)
     if settings.ami_password.value:
         monitor.start()
+    app[AMI] = monitor
     app[MONITOR] = Monitoring(monitor, dialer, router, app[SUPERVISOR])
     app[AUTHENTICATOR] = Authenticator(parse_configured_keys(settings.api_keys.value),
                                        store.keys)
@@ -182,7 +187,8 @@ def webhook_policy(settings: Settings) -> AddressPolicy:
 
 
 async def _webhooks(app: web.Application) -> AsyncIterator[None]:
-    """The webhook worker (sealing events, sending deliveries) and the live-event readers."""
+    """The webhook worker (sealing events, sending deliveries), the live-event readers and the
+    metrics (counted as events are sealed)."""
     settings = app[SETTINGS]
     store = app[STORE]
     limits = DeliveryLimits(concurrency=settings.webhook_concurrency,
@@ -192,7 +198,15 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
     sender = WebhookSender.create(app[WEBHOOK_POLICY], timeout=settings.webhook_timeout,
                                   limit=settings.webhook_concurrency)
     sealed = EventsSealed()
-    delivery = WebhookDelivery(store.events, store.webhooks, sender, event_body, limits, sealed)
+
+    async def backlog() -> Backlog:
+        return Backlog(await store.queue.queued_count(), await store.events.unsealed_count(),
+                       await store.webhooks.pending_count())
+
+    metrics = ServiceMetrics(app[DIALER], app[AMI], settings.calls_per_second, backlog)
+    app[METRICS] = metrics
+    delivery = WebhookDelivery(store.events, store.webhooks, sender, event_body, limits, sealed,
+                               on_sealed=metrics.sealed)
     app[WEBHOOKS] = store.webhooks
     app[LIVE_EVENTS] = (store.events, sealed)
     worker = _owned(_restarting(delivery.run, "webhook delivery"), "webhook-delivery")

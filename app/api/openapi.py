@@ -37,6 +37,8 @@ def openapi_document(*, max_recipients: int, max_playlist_items: int, max_text_c
         {"required": ["to"],
          "properties": {"to": {"type": "string"}, "recipients": {"type": "null"}}},
     ]
+    # The model's other cross-field rule: an event filter needs somewhere to send to.
+    play["dependentRequired"] = {"callback_events": ["callback_url"]}
     schemas["SayItem"]["properties"]["say"]["maxLength"] = max_text_chars
     if not phone_numbers:
         for target in (schemas["Recipient"]["properties"]["to"],

@@ -91,6 +91,7 @@ class Dialer:
         self.peak_concurrent = 0
         self.originates: list[float] = []  # monotonic send times, kept for measurement
         self.keep_originate_times = False
+        self.dialled = 0  # calls this node has started dialling (the dial-rate metric)
 
     @property
     def live_calls(self) -> int:
@@ -195,6 +196,7 @@ class Dialer:
             # placed, so the originate need not wait for the setup write.
             setup_must_be_durable=not server.history.available)
         if reattach is None:
+            self.dialled += 1
             if self.keep_originate_times:
                 self.originates.append(time.monotonic())
             task = asyncio.create_task(session.run(), name=f"call-{call.call_id}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +21,7 @@ from app.adapters.db.event_log import EventLog, EventRenderer
 from app.adapters.db.webhook_store import WebhookStore
 from app.adapters.media.fetcher import redact_url
 from app.adapters.webhooks.sender import Answer, WebhookSender
+from app.domain.events import EventFacts
 from app.domain.webhooks import DueDelivery, next_attempt_delay, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -57,13 +59,15 @@ class EventsSealed:
 class WebhookDelivery:
     def __init__(self, events: EventLog, store: WebhookStore, sender: WebhookSender,
                  render: EventRenderer, limits: DeliveryLimits,
-                 sealed: EventsSealed | None = None) -> None:
+                 sealed: EventsSealed | None = None,
+                 on_sealed: Callable[[list[EventFacts]], None] | None = None) -> None:
         self._events = events
         self._store = store
         self._sender = sender
         self._render = render
         self._limits = limits
         self.sealed = sealed or EventsSealed()
+        self._on_sealed = on_sealed
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
 
@@ -76,6 +80,8 @@ class WebhookDelivery:
                 sealed = await self._events.seal(self._render)
                 if sealed:
                     self.sealed.pulse()
+                    if self._on_sealed is not None:
+                        self._on_sealed(sealed)  # committed: each event is seen once
                 free = self._limits.concurrency - len(self._in_flight)
                 due = await self._store.claim_due(free, self._limits.lease) if free > 0 else []
                 for delivery in due:

@@ -243,6 +243,14 @@ def test_every_request_example_is_what_the_service_accepts(document):
     ({"to": "sip:a@192.0.2.1", "from": "me", "variables": {"bad name": "x"},
       "playlist": [{"pause": 1}]}, False),
     ({"to": "sip:a@999.0.2.1", "from": "me", "playlist": [{"pause": 1}]}, False),
+    ({"to": "sip:a@192.0.2.1", "from": "me", "playlist": [{"pause": 1}],
+      "callback_url": "https://hooks.example/x", "callback_events": ["call.ended"]}, True),
+    ({"to": "sip:a@192.0.2.1", "from": "me", "playlist": [{"pause": 1}],
+      "callback_events": ["call.ended"]}, False),  # a filter without a URL
+    ({"to": "sip:a@192.0.2.1", "from": "me", "playlist": [{"pause": 1}],
+      "callback_url": "https://hooks.example/x", "callback_events": ["call.missed"]}, False),
+    ({"to": "sip:a@192.0.2.1", "from": "me", "playlist": [{"pause": 1}],
+      "callback_url": "file:///etc/passwd"}, False),
 ])
 def test_the_schema_is_as_strict_as_the_service(document, body, valid):
     schema_says = _validator(document, "PlayRequest").is_valid(body)

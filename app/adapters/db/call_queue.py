@@ -68,6 +68,13 @@ class CallQueue:
                                              row.position))
         return [claimed_call(row, parents[row.broadcast_id]) for row in rows]
 
+    async def queued_count(self) -> int:
+        """Calls waiting to be dialled, every node's (the queue-depth metric)."""
+        async with self._reader.connect() as connection:
+            return int(await connection.scalar(
+                select(func.count()).select_from(CallRow)
+                .where(CallRow.state == "queued")) or 0)
+
     async def release_calls(self, call_ids: Sequence[str]) -> None:
         """Give back claimed calls that were never dialled."""
         if not call_ids:

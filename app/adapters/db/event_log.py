@@ -128,8 +128,8 @@ class EventLog:
         self._reader = reader
         self._skip_locked = writer.dialect.name == "postgresql"
 
-    async def seal(self, render: EventRenderer, limit: int = SEAL_BATCH) -> int:
-        """Render and fan out up to `limit` unsealed events, oldest first; how many."""
+    async def seal(self, render: EventRenderer, limit: int = SEAL_BATCH) -> list[EventFacts]:
+        """Render and fan out up to `limit` unsealed events, oldest first; what they said."""
         now = datetime.now(UTC)
         pending = (select(EventRow.seq, EventRow.id, EventRow.tenant, EventRow.broadcast_id,
                           EventRow.call_id, EventRow.type, EventRow.data, EventRow.created_at)
@@ -139,7 +139,7 @@ class EventLog:
         async with self._writer.begin() as connection:
             events = (await connection.execute(pending)).all()
             if not events:
-                return 0
+                return []
             parents = {row.id: row for row in await connection.execute(
                 select(BroadcastRow.id, BroadcastRow.report_id, BroadcastRow.tenant,
                        BroadcastRow.callback)
@@ -148,21 +148,23 @@ class EventLog:
             summaries = {broadcast_id: await _summary(connection, broadcast_id)
                          for broadcast_id in {e.broadcast_id for e in events
                                               if e.type == BROADCAST_COMPLETED}}
-            bodies = []
+            sealed = []
             for event in events:
                 parent = parents[event.broadcast_id]
-                bodies.append({"sealed_seq": event.seq, "new_body": render(EventFacts(
+                sealed.append(EventFacts(
                     event.id, event.type, utc(event.created_at) or now,
                     BroadcastFacts(parent.id, parent.report_id, parent.tenant),
                     calls.get(event.call_id or ""), event.data,
-                    summaries.get(event.broadcast_id)))})
+                    summaries.get(event.broadcast_id)))
+            bodies = [{"sealed_seq": event.seq, "new_body": render(facts)}
+                      for event, facts in zip(events, sealed, strict=True)]
             await connection.execute(
                 update(EventRow).where(EventRow.seq == bindparam("sealed_seq"))
                 .values(body=bindparam("new_body"), sealed_at=now), bodies)
             await self._fan_out(connection, events, parents, now)
             await self._note_completions(connection, {
                 e.broadcast_id for e in events if e.type == CALL_ENDED}, now)
-        return len(events)
+        return sealed
 
     async def _fan_out(self, connection: AsyncConnection, events: Sequence[Any],
                        parents: dict[str, Any], now: datetime) -> None:
