@@ -45,13 +45,16 @@ log = logging.getLogger(__name__)
 
 
 def with_generated_secrets(settings: Settings) -> Settings:
-    """Fill the ARI/AMI passwords from the runtime folder, generating them on first run."""
+    """Fill the ARI/AMI/metrics passwords from the runtime folder, generating them on first
+    run."""
     secrets = load_or_create_secrets(settings.runtime_dir / "secrets.json")
     return settings.with_overrides(
         ari_password=settings.ari_password if settings.ari_password.value
         else Secret(secrets.ari_password),
         ami_password=settings.ami_password if settings.ami_password.value
-        else Secret(secrets.ami_password))
+        else Secret(secrets.ami_password),
+        asterisk_metrics_password=settings.asterisk_metrics_password
+        if settings.asterisk_metrics_password.value else Secret(secrets.metrics_password))
 
 
 def layout_of(settings: Settings) -> AsteriskLayout:
@@ -71,6 +74,8 @@ def render_media_plane(settings: Settings) -> AsteriskLayout:
         ami_port=settings.ami_port, rtp_start=settings.rtp_start, rtp_end=settings.rtp_end,
         ari_user=settings.ari_user, ari_password=settings.ari_password.value,
         ami_user=settings.ami_user, ami_password=settings.ami_password.value,
+        metrics_user=settings.asterisk_metrics_user,
+        metrics_password=settings.asterisk_metrics_password.value,
         sip_endpoint=settings.sip_endpoint, sip_address=settings.sip_address,
         sip_address6=settings.sip_address6, sip_tls_port=settings.sip_tls_port,
         tls_cert_file=layout.inside(tls.cert), tls_key_file=layout.inside(tls.key),

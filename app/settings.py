@@ -78,6 +78,10 @@ class Settings:
     ami_port: int = 5038
     ami_user: str = "voxcast-monitor"
     ami_password: Secret = Secret("")
+    # Asterisk's own Prometheus metrics (res_prometheus) at <ari_url>/metrics, basic auth;
+    # the password is generated into the runtime folder's secrets.json. Empty: not served.
+    asterisk_metrics_user: str = "voxcast-metrics"
+    asterisk_metrics_password: Secret = Secret("")
     rtp_start: int = 10000
     rtp_end: int = 10999
     # Dialling

@@ -25,6 +25,7 @@ _PATH = re.compile(r"/[A-Za-z0-9_./-]*")
 _MAX_PATH_LEN = 90
 
 _PASSWORD_FIELDS = ("ari_password", "ami_password")
+_HIDDEN_FIELDS = (*_PASSWORD_FIELDS, "metrics_password")
 _NAME_FIELDS = ("ari_user", "ami_user", "sip_endpoint")
 _PORT_FIELDS = ("http_port", "sip_port", "sip_tls_port", "ami_port", "rtp_start", "rtp_end")
 _FILE_FIELDS = ("tls_cert_file", "tls_key_file")
@@ -65,12 +66,16 @@ class AsteriskConfigValues:
     tls_verify_server: bool = False
     rtp_timeout: int = 30  # seconds without RTP from an answered far end; 0: never
     dns_nameservers: tuple[str, ...] = ()  # empty: the resolv.conf inside Asterisk's root
+    # res_prometheus's basic auth; no password: Asterisk's /metrics is off (a username alone
+    # breaks the route, and no auth at all would serve it to anyone on the host).
+    metrics_user: str = "voxcast-metrics"
+    metrics_password: str = ""
 
     def __repr__(self) -> str:
         shown = (
             f"{f.name}={getattr(self, f.name)!r}"
             for f in fields(self)
-            if f.name not in _PASSWORD_FIELDS
+            if f.name not in _HIDDEN_FIELDS
         )
         return f"AsteriskConfigValues({', '.join(shown)}, passwords=<hidden>)"
 
@@ -108,6 +113,9 @@ def validate_config_values(values: AsteriskConfigValues) -> None:
         _check_string(values, field, _PASSWORD)
     for field in _NAME_FIELDS:
         _check_string(values, field, _NAME)
+    if values.metrics_password:
+        _check_string(values, "metrics_password", _PASSWORD)
+        _check_string(values, "metrics_user", _NAME)
     try:
         if ipaddress.ip_address(values.sip_address).version != 4:
             raise ValueError("not IPv4")
