@@ -36,8 +36,9 @@ class DeliveryLimits:
 
     @property
     def lease(self) -> timedelta:
-        """How long a claimed delivery is this node's: past it, another may send it."""
-        return timedelta(seconds=self.timeout + 30)
+        """How long a claimed delivery is this node's: past it, another may send it (or this
+        one after a crash). Well past an attempt's timeout, so no live attempt is doubled."""
+        return timedelta(seconds=2 * self.timeout + 5)
 
 
 class EventsSealed:

@@ -208,8 +208,10 @@ class CallWrites:
 
 
 def _change_of(change: _Change) -> CallChange:
-    if change.kind is Kind.FINAL:
-        return CallChange(change.call_id, "ended")
+    if change.kind is Kind.FINAL:  # the times say what it passed through on the way
+        return CallChange(change.call_id, "ended", {
+            "ringing_at": _iso(change.params["new_ring_time"]),
+            "answered_at": _iso(change.params["new_connect_time"])})
     params = change.params
     return CallChange(change.call_id, params["new_state"], {
         "ring_time": _iso(params["new_ring_time"]),

@@ -79,7 +79,9 @@ def call_events(changes: Iterable[CallChange], prior_states: dict[str, str],
     """The events a batch of changes makes, given each call's state before the batch.
 
     A state a call already passed makes no event again, so a repeated 180 Ringing or a
-    second final record stays one event.
+    second final record stays one event. A final record that shows a ring or an answer whose
+    progress was never stored (lost in a crash, or recovered afterwards) makes those events
+    first, so every call's events are complete.
     """
     order = {"queued": 0, "dialing": 1, "ringing": 2, "answered": 3, "ended": 4}
     states = dict(prior_states)
@@ -88,13 +90,28 @@ def call_events(changes: Iterable[CallChange], prior_states: dict[str, str],
         before = order.get(states.get(change.call_id, "queued"), 0)
         if order.get(change.state, 0) <= before:
             continue
+        if change.state == "ended" and change.data:
+            for passed in ("ringing", "answered"):
+                if change.data.get(f"{passed}_at") and order[passed] > before:
+                    before = order[passed]
+                    events.append(_event(PROGRESS_EVENTS[passed], change.call_id, {
+                        "ring_time": change.data.get("ringing_at"),
+                        "connect_time": change.data.get("answered_at")
+                        if passed == "answered" else None}, at))
         states[change.call_id] = change.state
         if change.state != "ended" and change.state not in PROGRESS_EVENTS:
             continue
-        kind = CALL_ENDED if change.state == "ended" else PROGRESS_EVENTS[change.state]
-        events.append({"event_id": new_event_id(), "event_type": kind, "call_id": change.call_id,
-                       "event_data": change.data, "at": at})
+        if change.state == "ended":
+            events.append(_event(CALL_ENDED, change.call_id, None, at))
+        else:
+            events.append(_event(PROGRESS_EVENTS[change.state], change.call_id, change.data, at))
     return events
+
+
+def _event(kind: str, call_id: str, data: dict[str, Any] | None,
+           at: datetime) -> dict[str, Any]:
+    return {"event_id": new_event_id(), "event_type": kind, "call_id": call_id,
+            "event_data": data, "at": at}
 
 
 async def prior_states(connection: AsyncConnection, call_ids: set[str]) -> dict[str, str]:
@@ -113,9 +130,8 @@ async def add_call_events(connection: AsyncConnection, events: list[dict[str, An
 async def add_ended_events(connection: AsyncConnection, call_ids: Sequence[str],
                            at: datetime) -> None:
     """call.ended for calls this transaction ended without placing them (cancel, bad media)."""
-    await add_call_events(connection, [
-        {"event_id": new_event_id(), "event_type": CALL_ENDED, "call_id": call_id,
-         "event_data": None, "at": at} for call_id in call_ids])
+    await add_call_events(connection, [_event(CALL_ENDED, call_id, None, at)
+                                       for call_id in call_ids])
 
 
 def _matches(wanted: list[Any] | None, event_type: str) -> bool:
