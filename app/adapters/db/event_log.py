@@ -147,15 +147,26 @@ class EventLog:
     async def seal(self, render: EventRenderer, limit: int = SEAL_BATCH) -> list[EventFacts]:
         """Render and fan out up to `limit` unsealed events, oldest first; what they said."""
         now = datetime.now(UTC)
-        pending = (select(EventRow.seq, EventRow.id, EventRow.tenant, EventRow.broadcast_id,
-                          EventRow.call_id, EventRow.type, EventRow.data, EventRow.created_at)
-                   .where(EventRow.sealed_at.is_(None)).order_by(EventRow.seq).limit(limit))
+        pending = (select(EventRow.seq).where(EventRow.sealed_at.is_(None))
+                   .order_by(EventRow.seq).limit(limit))
         if self._skip_locked:
             pending = pending.with_for_update(skip_locked=True)
+        chosen = pending.cte("unsealed").prefix_with("MATERIALIZED", dialect="postgresql")
+        # One guarded UPDATE takes the events, so two nodes (SQLite included, where a plain
+        # SELECT takes no lock) never seal the same one.
+        claim = (update(EventRow)
+                 .where(EventRow.seq.in_(select(chosen.c.seq)), EventRow.sealed_at.is_(None))
+                 .values(sealed_at=now).returning(EventRow.seq))
+        if not await self._any_unsealed():  # a look through a reader keeps the writer free
+            return []
         async with self._writer.begin() as connection:
-            events = (await connection.execute(pending)).all()
-            if not events:
+            taken = (await connection.execute(claim)).scalars().all()
+            if not taken:
                 return []
+            events = (await connection.execute(
+                select(EventRow.seq, EventRow.id, EventRow.tenant, EventRow.broadcast_id,
+                       EventRow.call_id, EventRow.type, EventRow.data, EventRow.created_at)
+                .where(EventRow.seq.in_(taken)).order_by(EventRow.seq))).all()
             parents = {row.id: row for row in await connection.execute(
                 select(BroadcastRow.id, BroadcastRow.report_id, BroadcastRow.tenant,
                        BroadcastRow.callback)
@@ -176,7 +187,7 @@ class EventLog:
                       for event, facts in zip(events, sealed, strict=True)]
             await connection.execute(
                 update(EventRow).where(EventRow.seq == bindparam("sealed_seq"))
-                .values(body=bindparam("new_body"), sealed_at=now), bodies)
+                .values(body=bindparam("new_body")), bodies)
             await self._fan_out(connection, events, parents, now)
             await self._note_completions(connection, {
                 e.broadcast_id for e in events if e.type == CALL_ENDED}, now)
@@ -249,6 +260,11 @@ class EventLog:
             if row.tenant == tenant:
                 found.append(StoredEvent(row.seq, row.id, row.type, row.broadcast_id, row.body))
         return found, (found[-1].seq if found else after_seq)
+
+    async def _any_unsealed(self) -> bool:
+        async with self._reader.connect() as connection:
+            return (await connection.scalar(
+                select(EventRow.seq).where(EventRow.sealed_at.is_(None)).limit(1))) is not None
 
     async def unsealed_count(self) -> int:
         async with self._reader.connect() as connection:

@@ -148,6 +148,10 @@ class WebhookStore:
                .where(WebhookDeliveryRow.state == "pending",
                       WebhookDeliveryRow.next_attempt_at <= now)
                .order_by(WebhookDeliveryRow.next_attempt_at).limit(limit))
+        async with self._reader.connect() as connection:  # keeps the writer free when idle
+            if (await connection.scalar(due.with_only_columns(WebhookDeliveryRow.id)
+                                        .limit(1))) is None:
+                return []
         if self._skip_locked:
             due = due.with_for_update(skip_locked=True)
         chosen = due.cte("due_deliveries").prefix_with("MATERIALIZED", dialect="postgresql")
