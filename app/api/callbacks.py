@@ -15,9 +15,11 @@ WEBHOOK_POLICY = web.AppKey("webhook_policy", AddressPolicy)
 
 
 def refuse_address(request: web.Request, url: str, field: str) -> None:
+    """A well-formed URL this service will not send to (loopback, link-local, metadata...):
+    422, like media it cannot use."""
     refused = check_url(url, request.app[WEBHOOK_POLICY])
     if refused is not None:
-        raise ApiError(400, "invalid_request", f"{field}: {refused}",
+        raise ApiError(422, "address_refused", f"{field}: {refused}",
                        [{"field": field, "message": refused}])
 
 

@@ -205,11 +205,11 @@ async def test_refused_destinations(fake_ari: FakeAri, tmp_path: Path) -> None:
                              ("http://[fe80::1]/h", "link-local")):
             status, answer = await service.post("/voice/call/play",
                                                  {**base, "callback_url": url})
-            assert status == 400, answer
+            assert (status, answer["error"]) == (422, "address_refused"), answer
             assert answer["details"] == [{"field": "callback_url",
                                           "message": f"points at a refused address ({problem})"}]
             status, answer = await service.post("/webhooks", {"url": url})
-            assert status == 400 and answer["details"][0]["field"] == "url", answer
+            assert status == 422 and answer["details"][0]["field"] == "url", answer
         status, answer = await service.post("/voice/call/play", {
             **base, "callback_url": "ftp://example.com/x"})
         assert status == 400 and answer["details"][0]["field"] == "callback_url", answer
