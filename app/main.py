@@ -22,7 +22,7 @@ from app.api.auth import AUTHENTICATOR, Authenticator, auth_middleware
 from app.api.callbacks import WEBHOOK_POLICY
 from app.api.envelope import ApiError, error_middleware, ok
 from app.api.event_bodies import event_body
-from app.api.live_events import LIVE_EVENTS, add_live_event_routes
+from app.api.live_events import LIVE_EVENTS, LiveEvents, add_live_event_routes
 from app.api.metrics_route import METRICS, add_metrics_route
 from app.api.routes import (
     CANCELLATION,
@@ -208,7 +208,7 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
     delivery = WebhookDelivery(store.events, store.webhooks, sender, event_body, limits, sealed,
                                on_sealed=metrics.sealed)
     app[WEBHOOKS] = store.webhooks
-    app[LIVE_EVENTS] = (store.events, sealed)
+    app[LIVE_EVENTS] = LiveEvents(store.events, sealed)
     worker = _owned(_restarting(delivery.run, "webhook delivery"), "webhook-delivery")
     try:
         yield

@@ -21,7 +21,22 @@ from app.api.routes import QUERIES
 from app.services.reports import ReportQueries
 from app.services.webhook_delivery import EventsSealed
 
-LIVE_EVENTS = web.AppKey("live_events", tuple[EventLog, EventsSealed])
+
+class LiveEvents:
+    """What the streams read, and the signal that ends them all when the service stops (else
+    an open stream would hold the shutdown for aiohttp's whole grace period)."""
+
+    def __init__(self, log: EventLog, sealed: EventsSealed) -> None:
+        self.log = log
+        self.sealed = sealed
+        self.closing = False
+
+    def close(self) -> None:
+        self.closing = True
+        self.sealed.pulse()
+
+
+LIVE_EVENTS = web.AppKey("live_events", LiveEvents)
 POLL_SECONDS = 1.0  # other nodes' events; this node's wake readers at once
 PING_SECONDS = 15.0
 
@@ -55,21 +70,21 @@ async def tenant_events(request: web.Request) -> web.StreamResponse:
 async def _stream(request: web.Request, broadcast_id: str | None) -> web.StreamResponse:
     after = _last_event_id(request)
     tenant = request[TENANT]
-    log, sealed = request.app[LIVE_EVENTS]
+    live = request.app[LIVE_EVENTS]
     queries = request.app[QUERIES]
     async with sse_response(request) as stream:
         stream.ping_interval = PING_SECONDS
         if broadcast_id is not None:
             await _send_progress(stream, queries, broadcast_id, tenant)
-        while stream.is_connected():
-            events, after = await log.sealed_after(after, tenant=tenant,
-                                                   broadcast_id=broadcast_id)
+        while stream.is_connected() and not live.closing:
+            events, after = await live.log.sealed_after(after, tenant=tenant,
+                                                        broadcast_id=broadcast_id)
             for event in events:
                 await stream.send(event.body, id=str(event.seq), event=event.type)
             for touched in sorted({event.broadcast_id for event in events}):
                 await _send_progress(stream, queries, touched, tenant)
             if not events:
-                await sealed.wait(POLL_SECONDS)
+                await live.sealed.wait(POLL_SECONDS)
     return stream
 
 
@@ -82,6 +97,12 @@ async def _send_progress(stream: EventSourceResponse, queries: ReportQueries,
                                      separators=(",", ":")), event="progress")
 
 
+async def _end_streams(app: web.Application) -> None:
+    if LIVE_EVENTS in app:
+        app[LIVE_EVENTS].close()
+
+
 def add_live_event_routes(app: web.Application) -> None:
+    app.on_shutdown.append(_end_streams)
     app.router.add_get("/events", tenant_events)
     app.router.add_get("/voice/call/{request_id:[0-9A-Fa-f-]{32,36}}/events", broadcast_events)
