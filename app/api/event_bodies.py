@@ -4,15 +4,21 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
-from app.api.records import call_record
+from app.api.records import call_record, format_time
 from app.domain.events import BROADCAST_COMPLETED, CALL_ENDED, EventFacts
 
 
 def report_location(report_id: str) -> str:
     return f"/reports/{report_id}"
+
+
+def _times(data: dict[str, Any]) -> dict[str, str]:
+    """The progress times in the report's own format; absent when not reached, as there."""
+    return {name: str(format_time(datetime.fromisoformat(value)))
+            for name, value in data.items() if name in ("ring_time", "connect_time") and value}
 
 
 def event_body(facts: EventFacts) -> str:
@@ -31,7 +37,7 @@ def event_body(facts: EventFacts) -> str:
             data["record"] = {"type": "voice", "id": call.id, "to": call.target,
                               "from": call.caller, "attempt": call.attempt,
                               "state": facts.type.removeprefix("call."),
-                              **(facts.data or {})}
+                              **_times(facts.data or {})}
     timestamp = facts.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return json.dumps({"type": facts.type, "timestamp": timestamp, "data": data},
                       separators=(",", ":"), ensure_ascii=False)

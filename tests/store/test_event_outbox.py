@@ -68,3 +68,22 @@ async def test_two_nodes_seal_and_claim_each_event_once(database_url):
     finally:
         for node in nodes:
             await node.close()
+
+
+async def test_events_taken_by_a_pass_that_died_are_taken_again_after_the_lease(
+        store, monkeypatch):
+    broadcast_id, calls = await _queue_calls(store, 3)
+    await store.queue.cancel(broadcast_id, datetime.now(UTC))
+
+    def crash(_facts: EventFacts) -> str:
+        raise RuntimeError("the node died while rendering")
+
+    try:
+        await store.events.seal(crash)
+    except RuntimeError:
+        pass
+    assert await store.events.seal(_render) == []  # still taken by the dead pass
+    monkeypatch.setattr("app.adapters.db.event_log.TAKE_LEASE", timedelta(0))
+    sealed = await _seal_all(store)
+    assert Counter(event.type for event in sealed) == {"call.ended": 3,
+                                                       "broadcast.completed": 1}

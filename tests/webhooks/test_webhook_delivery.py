@@ -69,8 +69,15 @@ async def test_every_event_of_a_broadcast_arrives_signed(fake_ari: FakeAri, tmp_
     records = {record["id"]: record for record in report["records"]}
     for event in events:
         assert event["data"]["request_id"] == request_id
+        record = event["data"]["record"] if event["type"] != "broadcast.completed" else None
         if event["type"] == "call.ended":
-            assert event["data"]["record"] == records[event["data"]["record"]["id"]]
+            assert record == records[record["id"]]
+        elif event["type"] == "call.ringing":  # the report's own time format and value
+            assert record["ring_time"] == records[record["id"]]["ring_time"]
+            assert "connect_time" not in record and record["state"] == "ringing"
+        elif event["type"] == "call.answered":
+            assert record["connect_time"] == records[record["id"]]["connect_time"]
+            assert record["state"] == "answered"
     completed = next(e for e in events if e["type"] == "broadcast.completed")
     assert completed["data"]["report"]["id"] == report["request_id"]
     assert completed["data"]["summary"]["calls"] == calls

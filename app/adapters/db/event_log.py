@@ -23,6 +23,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -48,6 +49,7 @@ from app.domain.events import (
 
 EventRenderer = Callable[[EventFacts], str]
 SEAL_BATCH = 500
+TAKE_LEASE = timedelta(seconds=30)  # a take by a node that died is taken again after this
 POSTGRES_SETTLE = timedelta(seconds=1)
 
 _CALL_EVENT = insert(EventRow).from_select(
@@ -145,53 +147,53 @@ class EventLog:
         self._skip_locked = writer.dialect.name == "postgresql"
 
     async def seal(self, render: EventRenderer, limit: int = SEAL_BATCH) -> list[EventFacts]:
-        """Render and fan out up to `limit` unsealed events, oldest first; what they said."""
-        now = datetime.now(UTC)
-        pending = (select(EventRow.seq).where(EventRow.sealed_at.is_(None))
+        """Render and fan out up to `limit` unsealed events, oldest first; what they said.
+
+        Three short steps, so the writer (SQLite has one connection to write with, shared
+        with every call's writes) is never held while events are read and rendered: take the
+        events with one guarded UPDATE (two nodes never take the same one; a take whose node
+        died runs out after TAKE_LEASE), read and render them through a reader, then store
+        the bodies, fan out and note completions, for the events still taken by this pass.
+        """
+        if not await self._any_unsealed():  # a look through a reader keeps the writer free
+            return []
+        token = datetime.now(UTC)  # marks this pass's take
+        pending = (select(EventRow.seq)
+                   .where(EventRow.sealed_at.is_(None),
+                          or_(EventRow.taken_at.is_(None),
+                              EventRow.taken_at < token - TAKE_LEASE))
                    .order_by(EventRow.seq).limit(limit))
         if self._skip_locked:
             pending = pending.with_for_update(skip_locked=True)
         chosen = pending.cte("unsealed").prefix_with("MATERIALIZED", dialect="postgresql")
-        # One guarded UPDATE takes the events, so two nodes (SQLite included, where a plain
-        # SELECT takes no lock) never seal the same one.
-        claim = (update(EventRow)
-                 .where(EventRow.seq.in_(select(chosen.c.seq)), EventRow.sealed_at.is_(None))
-                 .values(sealed_at=now).returning(EventRow.seq))
-        if not await self._any_unsealed():  # a look through a reader keeps the writer free
-            return []
+        take = (update(EventRow)
+                .where(EventRow.seq.in_(select(chosen.c.seq)), EventRow.sealed_at.is_(None))
+                .values(taken_at=token).returning(EventRow.seq))
         async with self._writer.begin() as connection:
-            taken = (await connection.execute(claim)).scalars().all()
-            if not taken:
-                return []
-            events = (await connection.execute(
-                select(EventRow.seq, EventRow.id, EventRow.tenant, EventRow.broadcast_id,
-                       EventRow.call_id, EventRow.type, EventRow.data, EventRow.created_at)
-                .where(EventRow.seq.in_(taken)).order_by(EventRow.seq))).all()
-            parents = {row.id: row for row in await connection.execute(
-                select(BroadcastRow.id, BroadcastRow.report_id, BroadcastRow.tenant,
-                       BroadcastRow.callback)
-                .where(BroadcastRow.id.in_({event.broadcast_id for event in events})))}
-            calls = await call_records(connection, {e.call_id for e in events if e.call_id})
-            summaries = {broadcast_id: await _summary(connection, broadcast_id)
-                         for broadcast_id in {e.broadcast_id for e in events
-                                              if e.type == BROADCAST_COMPLETED}}
-            sealed = []
-            for event in events:
-                parent = parents[event.broadcast_id]
-                sealed.append(EventFacts(
-                    event.id, event.type, utc(event.created_at) or now,
-                    BroadcastFacts(parent.id, parent.report_id, parent.tenant),
-                    calls.get(event.call_id or ""), event.data,
-                    summaries.get(event.broadcast_id)))
-            bodies = [{"sealed_seq": event.seq, "new_body": render(facts)}
-                      for event, facts in zip(events, sealed, strict=True)]
+            taken = (await connection.execute(take)).scalars().all()
+        if not taken:
+            return []
+        async with self._reader.connect() as connection:
+            events, parents, sealed = await _facts(connection, taken, token)
+        bodies = [{"sealed_seq": event.seq, "new_body": render(facts)}
+                  for event, facts in zip(events, sealed, strict=True)]
+        now = datetime.now(UTC)
+        async with self._writer.begin() as connection:
             await connection.execute(
-                update(EventRow).where(EventRow.seq == bindparam("sealed_seq"))
-                .values(body=bindparam("new_body")), bodies)
-            await self._fan_out(connection, events, parents, now)
+                update(EventRow).where(EventRow.seq == bindparam("sealed_seq"),
+                                       EventRow.taken_at == token,
+                                       EventRow.sealed_at.is_(None))
+                .values(body=bindparam("new_body"), sealed_at=now), bodies)
+            # Only what this pass sealed (not re-taken by another node after a long stall).
+            mine = set((await connection.execute(
+                select(EventRow.seq).where(EventRow.seq.in_(taken), EventRow.taken_at == token,
+                                           EventRow.sealed_at == now))).scalars())
+            kept = [(event, facts) for event, facts in zip(events, sealed, strict=True)
+                    if event.seq in mine]
+            await self._fan_out(connection, [event for event, _ in kept], parents, now)
             await self._note_completions(connection, {
-                e.broadcast_id for e in events if e.type == CALL_ENDED}, now)
-        return sealed
+                event.broadcast_id for event, _ in kept if event.type == CALL_ENDED}, now)
+        return [facts for _, facts in kept]
 
     async def _fan_out(self, connection: AsyncConnection, events: Sequence[Any],
                        parents: dict[str, Any], now: datetime) -> None:
@@ -271,6 +273,31 @@ class EventLog:
             return int(await connection.scalar(
                 select(func.count()).select_from(EventRow)
                 .where(EventRow.sealed_at.is_(None))) or 0)
+
+
+async def _facts(connection: AsyncConnection, taken: Sequence[int],
+                 fallback_time: datetime) -> tuple[list[Any], dict[str, Any], list[EventFacts]]:
+    """The taken events in order, their broadcasts, and what each event says."""
+    events = (await connection.execute(
+        select(EventRow.seq, EventRow.id, EventRow.tenant, EventRow.broadcast_id,
+               EventRow.call_id, EventRow.type, EventRow.data, EventRow.created_at)
+        .where(EventRow.seq.in_(taken)).order_by(EventRow.seq))).all()
+    parents = {row.id: row for row in await connection.execute(
+        select(BroadcastRow.id, BroadcastRow.report_id, BroadcastRow.tenant,
+               BroadcastRow.callback)
+        .where(BroadcastRow.id.in_({event.broadcast_id for event in events})))}
+    calls = await call_records(connection, {e.call_id for e in events if e.call_id})
+    summaries = {broadcast_id: await _summary(connection, broadcast_id)
+                 for broadcast_id in {e.broadcast_id for e in events
+                                      if e.type == BROADCAST_COMPLETED}}
+    sealed = []
+    for event in events:
+        parent = parents[event.broadcast_id]
+        sealed.append(EventFacts(
+            event.id, event.type, utc(event.created_at) or fallback_time,
+            BroadcastFacts(parent.id, parent.report_id, parent.tenant),
+            calls.get(event.call_id or ""), event.data, summaries.get(event.broadcast_id)))
+    return list(events), parents, sealed
 
 
 async def _summary(connection: AsyncConnection, broadcast_id: str) -> dict[str, Any]:

@@ -135,6 +135,8 @@ class EventRow(Base):
     data: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)  # what was true then
     created_at: Mapped[datetime] = mapped_column()
     body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # When a delivery worker took it for sealing (a take whose node died runs out).
+    taken_at: Mapped[datetime | None] = mapped_column(nullable=True)
     sealed_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
     __table_args__ = (
