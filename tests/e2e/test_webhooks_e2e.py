@@ -103,6 +103,9 @@ async def test_every_event_of_100_calls_arrives_signed_across_a_kill(
     async with WebhookReceiver() as receiver, \
             ServiceProcess("serve", environment(settings)) as service:
         receiver.reply = Reply(status=500)
+        # The request's own callback answers 200, slowly: the kill catches some attempts after
+        # the receiver took them but before the service knew, so they come again (same id).
+        receiver.by_path["/mine"] = Reply(status=200, stall_seconds=0.5)
         await service.start()
         api = service.api
         _, answer = await api.get("/webhooks/secret")
@@ -140,7 +143,14 @@ async def test_every_event_of_100_calls_arrives_signed_across_a_kill(
             return keys >= expected, len(expected - keys)
 
         await poll(all_delivered, limit=40, what="every event delivered", interval=0.25)
-        mine = {_key(r.event) for r in receiver.delivered("/mine")}
+        async def all_mine() -> tuple[bool, int]:
+            keys = {_key(r.event) for r in receiver.delivered("/mine")
+                    if r.event["data"]["request_id"] == request_id}
+            return len(keys) == CALLS, len(keys)
+
+        await poll(all_mine, limit=30, what="every call.ended at the callback_url")
+        mine = [r for r in receiver.delivered("/mine")
+                if r.event["data"]["request_id"] == request_id]
 
         # Counters agree with a report (a broadcast run by this process from start to end).
         before = _calls_by_outcome(await _metrics(api))
@@ -169,7 +179,13 @@ async def test_every_event_of_100_calls_arrives_signed_across_a_kill(
     assert {key for key in ids_by_event} == expected  # nothing lost, nothing invented
     assert all(len(ids) == 1 for ids in ids_by_event.values())  # a resend keeps its id
     ended = {record["id"] for record in report["records"]}
-    assert mine == {("call.ended", call_id) for call_id in ended}
+    assert {_key(r.event) for r in mine} == {("call.ended", call_id) for call_id in ended}
+    mine_ids: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for received in mine:
+        mine_ids[_key(received.event)].add(received.webhook_id)
+    assert all(len(ids) == 1 for ids in mine_ids.values())
+    twice = len(mine) - len(mine_ids)
+    assert twice >= 1, "the kill should have caught a delivery the receiver already had"
     assert len(report["records"]) == CALLS
     # Delivered bodies of call.ended are the report's records.
     records = {record["id"]: record for record in report["records"]}
@@ -197,7 +213,7 @@ async def test_every_event_of_100_calls_arrives_signed_across_a_kill(
     resent = sum(1 for r in ours if 200 <= r.answered < 300) - len(expected)
     print(f"webhooks e2e: {len(expected)} events, {len(ours)} requests to /all "
           f"({sum(1 for r in ours if r.answered == 500)} answered 500, {resent} delivered "
-          f"twice), "
+          f"twice; the callback_url got {twice} twice, same id), "
           f"SSE {len(first_part)} before the kill + {len(second_part)} after, "
           f"{time.monotonic() - started:.1f} s")
 
