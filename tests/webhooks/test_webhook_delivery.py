@@ -109,12 +109,20 @@ async def test_a_failing_receiver_gets_everything_later_with_the_same_ids(
         receiver.reply = Reply(status=204)
         delivered = await _until_delivered(receiver, 3)
         status, listed = await service.get(f"/webhooks/deliveries?request_id={request_id}")
+        _, first_page = await service.get("/webhooks/deliveries?limit=2")
+        _, second_page = await service.get(
+            f"/webhooks/deliveries?limit=2&before={first_page['next']}")
+        bad, refused = await service.get("/webhooks/deliveries?state=lost")
     for received in delivered:
         received.verify(secret)
     assert len({r.webhook_id for r in delivered}) == 3
     assert {r.webhook_id for r in receiver.received} == {r.webhook_id for r in delivered}
     assert status == 200
     assert {d["state"] for d in listed["deliveries"]} == {"delivered"}
+    pages = [d["id"] for d in first_page["deliveries"] + second_page["deliveries"]]
+    assert pages == [d["id"] for d in listed["deliveries"]]  # newest first, no overlap
+    assert second_page["next"] is None
+    assert bad == 400 and refused["details"][0]["field"] == "state"
     assert min(d["attempts"] for d in listed["deliveries"]) >= 4
 
 
