@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from yarl import URL
 
-from app.adapters.db.event_log import EventLog, EventRenderer
+from app.adapters.db.event_log import SEAL_BATCH, EventLog, EventRenderer
 from app.adapters.db.webhook_store import WebhookStore
 from app.adapters.media.fetcher import redact_url
 from app.adapters.webhooks.sender import Answer, WebhookSender
@@ -78,7 +78,7 @@ class WebhookDelivery:
     async def run(self) -> None:
         try:
             while True:
-                sealed = await self._events.seal(self._render)
+                sealed = await self._events.seal(self._render, SEAL_BATCH)
                 if sealed:
                     self.sealed.pulse()
                     if self._on_sealed is not None:
@@ -90,7 +90,9 @@ class WebhookDelivery:
                                                name=f"webhook-{delivery.id}")
                     self._in_flight.add(task)
                     task.add_done_callback(self._finished)
-                if not sealed and not due:
+                # Between polls events and deliveries gather into batches: a pass costs a few
+                # statements however many it carries. Only a full batch goes on at once.
+                if len(sealed) < SEAL_BATCH and not (due and len(due) == free):
                     self._wake.clear()
                     try:
                         await asyncio.wait_for(self._wake.wait(), self._limits.poll_seconds)
@@ -103,11 +105,13 @@ class WebhookDelivery:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
+        was_full = len(self._in_flight) >= self._limits.concurrency
         self._in_flight.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("a webhook attempt crashed (it is retried when its lease ends)",
                       exc_info=task.exception())
-        self._wake.set()  # a slot is free
+        if was_full:
+            self._wake.set()  # a slot is free and deliveries may be waiting for it
 
     async def _attempt(self, delivery: DueDelivery) -> None:
         secrets = await self._store.signing_secrets(delivery.tenant)

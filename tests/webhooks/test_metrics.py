@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -49,9 +50,12 @@ async def test_metrics_agree_with_the_report(fake_ari: FakeAri, tmp_path: Path) 
             "from": "me", "playlist": [{"pause": 1.0}]})
         report = await service.wait_for_report(request_id, limit=30)
 
-        async def all_counted() -> tuple[bool, float]:
-            ended = sum(v for _, v in (await _scrape(service)).get("voxcast_calls_total", []))
-            return ended == len(users), ended
+        async def all_counted() -> tuple[bool, Any]:
+            scraped = await _scrape(service)
+            ended = sum(v for _, v in scraped.get("voxcast_calls_total", []))
+            outbox = sum(v for _, v in scraped["voxcast_webhook_outbox_depth"])
+            # broadcast.completed is sealed a pass after the last call.ended
+            return ended == len(users) and outbox == 0, (ended, outbox)
 
         await poll(all_counted, limit=10, what="every call counted")
         samples = await _scrape(service)
