@@ -18,9 +18,14 @@ from app.adapters.db.store import Store
 from app.adapters.media.address_policy import AddressPolicy, parse_networks
 from app.adapters.media.fetcher import MediaFetcher
 from app.adapters.tts.engine import SpeechChain, build_engines
+from app.adapters.webhooks.sender import WebhookSender
 from app.api.auth import AUTHENTICATOR, Authenticator, auth_middleware
 from app.api.broadcast_list import FINDER
+from app.api.callbacks import WEBHOOK_POLICY
 from app.api.envelope import ApiError, error_middleware, ok
+from app.api.event_bodies import event_body
+from app.api.live_events import LIVE_EVENTS, LiveEvents, add_live_event_routes
+from app.api.metrics_route import METRICS, add_metrics_route
 from app.api.routes import (
     CANCELLATION,
     INTAKE,
@@ -36,6 +41,7 @@ from app.api.routes import (
     UPLOADS,
     add_routes,
 )
+from app.api.webhook_routes import SECRET_OVERLAP, WEBHOOKS, add_webhook_routes
 from app.domain.trunks import TrunkTable
 from app.media_plane.layout import AsteriskLayout
 from app.media_plane.rendering import render_trunks, trunks_of
@@ -48,11 +54,13 @@ from app.services.intake import Intake
 from app.services.media_library import MediaLibrary
 from app.services.media_preparation import MediaPreparation
 from app.services.media_server import MediaServer
+from app.services.metrics import Backlog, ServiceMetrics
 from app.services.monitoring import Monitoring
 from app.services.playlist_media import PlaylistMedia
 from app.services.reports import ReportQueries
 from app.services.speech import Speech
 from app.services.trunks import TrunkService
+from app.services.webhook_delivery import DeliveryLimits, EventsSealed, WebhookDelivery
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,6 +70,7 @@ STORE = web.AppKey("store", Store)
 DIALER = web.AppKey("dialer", Dialer)
 SPEECH = web.AppKey("speech", Speech)
 SUPERVISOR: web.AppKey[AsteriskSupervisor | None] = web.AppKey("supervisor")
+AMI = web.AppKey("ami", AmiMonitor)
 
 
 def create_app(settings: Settings,
@@ -78,8 +87,14 @@ def create_app(settings: Settings,
                    "max_playlist": settings.max_playlist_items,
                    "max_text_chars": settings.max_text_chars}
     app[UPLOAD_LIMIT] = settings.media_max_bytes
+    app[WEBHOOK_POLICY] = webhook_policy(settings)
+    app[SECRET_OVERLAP] = settings.webhook_secret_overlap
     app.cleanup_ctx.append(_services)
+    app.cleanup_ctx.append(_webhooks)
     add_routes(app)
+    add_webhook_routes(app)
+    add_live_event_routes(app)
+    add_metrics_route(app)
     app.router.add_get("/health", _health)
     app.router.add_get("/ready", _ready)
     return app
@@ -138,6 +153,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[TRUNKS] = trunks
     if settings.ami_password.value:
         monitor.start()
+    app[AMI] = monitor
     app[MONITOR] = Monitoring(monitor, dialer, router, app[SUPERVISOR])
     app[AUTHENTICATOR] = Authenticator(parse_configured_keys(settings.api_keys.value),
                                        store.keys)
@@ -190,6 +206,45 @@ def _trunk_service(settings: Settings, monitor: AmiMonitor,
 
     return TrunkService(trunks_of(settings), health,
                         reload if settings.trunks_file is not None else None)
+
+
+def webhook_policy(settings: Settings) -> AddressPolicy:
+    """Where webhooks may go: the media fetcher's networks, loopback by its own setting."""
+    return AddressPolicy(deny=parse_networks(settings.media_deny_networks),
+                         allow=parse_networks(settings.media_allow_networks),
+                         allow_loopback=settings.webhook_allow_loopback)
+
+
+async def _webhooks(app: web.Application) -> AsyncIterator[None]:
+    """The webhook worker (sealing events, sending deliveries), the live-event readers and the
+    metrics (counted as events are sealed)."""
+    settings = app[SETTINGS]
+    store = app[STORE]
+    limits = DeliveryLimits(concurrency=settings.webhook_concurrency,
+                            poll_seconds=settings.event_poll_seconds,
+                            backoff_scale=settings.webhook_backoff_scale,
+                            timeout=settings.webhook_timeout)
+    sender = WebhookSender.create(app[WEBHOOK_POLICY], timeout=settings.webhook_timeout,
+                                  limit=settings.webhook_concurrency)
+    sealed = EventsSealed()
+
+    async def backlog() -> Backlog:
+        return Backlog(await store.queue.queued_count(), await store.events.unsealed_count(),
+                       await store.webhooks.pending_count())
+
+    metrics = ServiceMetrics(app[DIALER], app[AMI], settings.calls_per_second, backlog)
+    app[METRICS] = metrics
+    delivery = WebhookDelivery(store.events, store.webhooks, sender, event_body, limits, sealed,
+                               on_sealed=metrics.sealed)
+    app[WEBHOOKS] = store.webhooks
+    app[LIVE_EVENTS] = LiveEvents(store.events, sealed)
+    worker = _owned(_restarting(delivery.run, "webhook delivery"), "webhook-delivery")
+    try:
+        yield
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        await sender.close()
 
 
 RESTART_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)

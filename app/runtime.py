@@ -49,13 +49,16 @@ log = logging.getLogger(__name__)
 
 
 def with_generated_secrets(settings: Settings) -> Settings:
-    """Fill the ARI/AMI passwords from the runtime folder, generating them on first run."""
+    """Fill the ARI/AMI/metrics passwords from the runtime folder, generating them on first
+    run."""
     secrets = load_or_create_secrets(settings.runtime_dir / "secrets.json")
     return settings.with_overrides(
         ari_password=settings.ari_password if settings.ari_password.value
         else Secret(secrets.ari_password),
         ami_password=settings.ami_password if settings.ami_password.value
-        else Secret(secrets.ami_password))
+        else Secret(secrets.ami_password),
+        asterisk_metrics_password=settings.asterisk_metrics_password
+        if settings.asterisk_metrics_password.value else Secret(secrets.metrics_password))
 
 
 def render_media_plane(settings: Settings) -> AsteriskLayout:

@@ -84,6 +84,10 @@ class Settings:
     ami_port: int = 5038
     ami_user: str = "voxcast-monitor"
     ami_password: Secret = Secret("")
+    # Asterisk's own Prometheus metrics (res_prometheus) at <ari_url>/metrics, basic auth;
+    # the password is generated into the runtime folder's secrets.json. Empty: not served.
+    asterisk_metrics_user: str = "voxcast-metrics"
+    asterisk_metrics_password: Secret = Secret("")
     rtp_start: int = 10000
     rtp_end: int = 10999
     # Dialling
@@ -112,6 +116,13 @@ class Settings:
     gtts_timeout: float = 5.0
     gtts_base_url: str = ""  # only to point gTTS at a local fake in tests
     max_text_chars: int = 2000
+    # Webhooks and live events
+    webhook_allow_loopback: bool = False  # webhook URLs on 127.0.0.1 / ::1 (tests, the demo)
+    webhook_timeout: float = 10.0  # seconds an attempt may take
+    webhook_concurrency: int = 20  # attempts in flight on each node
+    webhook_backoff_scale: float = 1.0  # shrinks the retry schedule (hours) for tests
+    webhook_secret_overlap: int = 86400  # seconds a rotated-out secret still signs
+    event_poll_seconds: float = 0.2  # how often new events are looked for
 
     @property
     def ari_http_port(self) -> int:
@@ -175,6 +186,12 @@ def _parse(kind: Any, text: str) -> Any:
 
 def _check(settings: Settings) -> list[str]:
     problems = []
+    for name in ("webhook_timeout", "webhook_backoff_scale", "event_poll_seconds"):
+        if getattr(settings, name) <= 0:
+            problems.append(f"VOXCAST_{name.upper()} must be above 0")
+    for name in ("webhook_concurrency", "webhook_secret_overlap"):
+        if getattr(settings, name) < 1:
+            problems.append(f"VOXCAST_{name.upper()} must be at least 1")
     if settings.calls_per_second <= 0:
         problems.append("VOXCAST_CALLS_PER_SECOND must be above 0")
     for name in ("max_concurrent_calls", "ring_timeout", "max_recipients", "max_playlist_items",

@@ -36,6 +36,12 @@ PLAY_REQUESTS: dict[str, dict[str, Any]] = {
         "from": "+4930555000",
         "playlist": [{"play": "https://media.example/voices/hello.wav"}],
     }},
+    "callback": {"summary": "Signed webhooks for this request's calls as they end", "value": {
+        "to": "sip:alice@192.0.2.10:5060", "from": "me",
+        "playlist": [{"play": "https://media.example/voices/hello.wav"}],
+        "callback_url": "https://hooks.example/voxcast",
+        "callback_events": ["call.ended", "broadcast.completed"],
+    }},
     "one": {"summary": "The one-recipient form", "value": {
         "to": "sip:alice@192.0.2.10:5060", "from": "me",
         "playlist": [{"play": "https://media.example/voices/hello.wav", "loop": 2}],

@@ -167,6 +167,23 @@ class RetryPolicyModel(BaseModel):
     delay: Annotated[int, Field(ge=0, le=86400), WHOLE_NUMBER] = 60  # after the previous one
 
 
+WEBHOOK_URL_PATTERN = rf"^{PLAY_URL}$"
+WebhookUrl = Annotated[str, Field(max_length=2048, pattern=WEBHOOK_URL_PATTERN, json_schema_extra={
+    "description": "an http(s) URL (no user info, no fragment); events are POSTed to it, "
+                   "signed as Standard Webhooks"})]
+EventType = Literal["call.ringing", "call.answered", "call.ended", "broadcast.completed"]
+EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=4)]
+
+
+class WebhookSubscriptionRequest(BaseModel):
+    """`POST /webhooks`: every event of the tenant's broadcasts (or the listed types)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    url: WebhookUrl
+    events: EventTypes | None = None
+
+
 def _item_kind(value: Any) -> str | None:
     if isinstance(value, dict):
         for kind in ("play", "say", "pause"):
@@ -195,6 +212,9 @@ class PlayRequest(BaseModel):
     trunk: TrunkName | None = None  # the one-recipient form's trunk
     playlist: Annotated[list[PlaylistItem], Field(min_length=1)]
     retry: RetryPolicyModel | None = None
+    # This request's own webhook: its events are signed with the tenant's secret.
+    callback_url: WebhookUrl | None = None
+    callback_events: EventTypes | None = None  # default: every event type
 
     @field_validator("recipients", "playlist", mode="before")
     @classmethod
@@ -210,6 +230,8 @@ class PlayRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_form(self) -> Self:
+        if self.callback_events is not None and self.callback_url is None:
+            raise ValueError("`callback_events` needs a `callback_url`")
         if (self.recipients is None) == (self.to is None):
             raise ValueError("give either `recipients` (a list) or `to` (one recipient)")
         if self.recipients is not None and not self.recipients:

@@ -11,8 +11,10 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from app.api import examples
 from app.api.broadcast_list import DEFAULT_LIMIT, MAX_LIMIT, UUID_PATTERN
-from app.api.models import PlayRequest
+from app.api.models import PlayRequest, WebhookSubscriptionRequest
 from app.api.responses import RESPONSE_MODELS
+from app.api.webhook_openapi import RESPONSE_MODELS as WEBHOOK_RESPONSE_MODELS
+from app.api.webhook_openapi import webhook_paths
 from app.domain.broadcasts import BROADCAST_STATUSES
 from app.domain.dial_target import SIP_TARGET_PATTERN, TARGET_PATTERN
 
@@ -54,6 +56,11 @@ def openapi_document(*, max_recipients: int, max_playlist_items: int, max_text_c
         {"required": ["to"],
          "properties": {"to": {"type": "string"}, "recipients": {"type": "null"}}},
     ]
+    # The model's other cross-field rule: an event filter needs somewhere to send to.
+    play["if"] = {"required": ["callback_events"],
+                  "properties": {"callback_events": {"type": "array"}}}
+    play["then"] = {"required": ["callback_url"],
+                    "properties": {"callback_url": {"type": "string"}}}
     schemas["SayItem"]["properties"]["say"]["maxLength"] = max_text_chars
     if not phone_numbers:
         for target in (schemas["Recipient"]["properties"]["to"],
@@ -67,8 +74,12 @@ def openapi_document(*, max_recipients: int, max_playlist_items: int, max_text_c
         else:
             del properties["trunk"]
     _merge(schemas, {"PlayRequest": play})
+    subscription = WebhookSubscriptionRequest.model_json_schema(mode="validation",
+                                                                ref_template=REF)
+    _merge(schemas, subscription.pop("$defs", {}))
+    _merge(schemas, {"WebhookSubscriptionRequest": subscription})
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
-        (model, "serialization") for model in RESPONSE_MODELS]
+        (model, "serialization") for model in (*RESPONSE_MODELS, *WEBHOOK_RESPONSE_MODELS)]
     _, responses = models_json_schema(models, ref_template=REF)
     _merge(schemas, responses.get("$defs", {}))
     return {
@@ -184,6 +195,7 @@ def _paths(trunk_names: tuple[str, ...]) -> dict[str, Any]:
     not_found = "no such id (also for ids of another tenant); error `not_found`"
     unauthorized = _error(UNAUTHORIZED, x.UNAUTHORIZED)
     return {
+        **webhook_paths(_json, _error, _ref, unauthorized),
         "/voice/call/play": {"post": {
             "operationId": "play",
             "summary": "Start a broadcast",
@@ -214,10 +226,16 @@ def _paths(trunk_names: tuple[str, ...]) -> dict[str, Any]:
                               x.BODY_TOO_LARGE),
                 "415": _error("the body is not application/json", x.NOT_JSON),
                 "422": _json("a playlist item's media cannot be used (error `media_unusable`), "
-                             "or a recipient lacks a variable a `say` text uses (error "
-                             "`missing_variables`)", _ref("ErrorBody"),
+                             "a recipient lacks a variable a `say` text uses (error "
+                             "`missing_variables`), or `callback_url` points at a refused "
+                             "address (error `address_refused`)", _ref("ErrorBody"),
                              media_unusable=x.MEDIA_UNUSABLE,
-                             missing_variables=x.MISSING_VARIABLES),
+                             missing_variables=x.MISSING_VARIABLES,
+                             address_refused=x.error(
+                                 422, "address_refused",
+                                 "callback_url: points at a refused address (loopback)",
+                                 [{"field": "callback_url",
+                                   "message": "points at a refused address (loopback)"}])),
             },
         }},
         "/voice/call/status/{id}": {"get": {

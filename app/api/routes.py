@@ -16,6 +16,7 @@ from app.adapters.db.uploads import UploadStore
 from app.adapters.media.audio_conversion import UnsupportedAudio
 from app.api.auth import OPEN_TENANT, TENANT
 from app.api.broadcast_list import add_broadcast_list_route
+from app.api.callbacks import callback_of
 from app.api.docs_page import add_docs_routes
 from app.api.envelope import ApiError, not_found, ok, read_json
 from app.api.models import LIMIT_ERROR_NAMES, PlayRequest
@@ -107,7 +108,7 @@ async def submit_play(request: web.Request) -> web.Response:
             caller=play.caller,
             playlist=[item.model_dump(exclude_none=True) for item in play.playlist],
             retry=play.retry.model_dump() if play.retry is not None else None,
-            idempotency=_idempotency(request, body))
+            idempotency=_idempotency(request, body), callback=callback_of(request, play))
     except MediaProblem as problem:
         raise ApiError(422, "media_unusable", str(problem),
                        [{"field": problem.field, "message": problem.message}]) from problem

@@ -37,6 +37,11 @@ class ApiClient:
     async def report(self, report_id: str) -> dict[str, Any]:
         return await self._call("GET", f"/report/{report_id}")
 
+    async def request(self, method: str, path: str,
+                      body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Any API call, for commands that only show what it answers (webhooks)."""
+        return await self._call(method, path, body)
+
     async def report_id_of(self, request_or_report_id: str) -> str:
         """The report id for a request id; a report id is returned as it is."""
         try:

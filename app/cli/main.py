@@ -1,4 +1,4 @@
-"""`voxcast`: send a broadcast, follow it, read its report, manage API keys.
+"""`voxcast`: send a broadcast, follow it, read its report, manage webhooks and API keys.
 
 Every command but `keys` is a client of the HTTP API (VOXCAST_URL, VOXCAST_API_KEY, or the
 config file); `keys` works on the service's database directly, like `python -m app keys`.
@@ -36,6 +36,10 @@ keys_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                        help="API keys in the service's database (run where the service runs; "
                             "it reads the service's VOXCAST_* settings).")
 app.add_typer(keys_app, name="keys")
+webhooks_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                           help="Signed webhooks: the signing secret, subscriptions, "
+                                "deliveries.")
+app.add_typer(webhooks_app, name="webhooks")
 
 out = Console()
 err = Console(stderr=True)
@@ -299,6 +303,97 @@ def revoke_key(
         out.print(f"key {key_id} revoked", highlight=False)
 
     _run(work())
+
+
+def _api(ctx: typer.Context, method: str, path: str,
+         body: dict[str, Any] | None = None) -> dict[str, Any]:
+    config = _client_config(ctx)
+
+    async def work() -> dict[str, Any]:
+        async with api_client(config) as client:
+            return await client.request(method, path, body)
+
+    return _run(work())
+
+
+@webhooks_app.command("secret")
+def webhook_secret(
+    ctx: typer.Context,
+    rotate: Annotated[bool, typer.Option(
+        "--rotate", help="Make a new secret; the old one also signs for a day "
+                         "(VOXCAST_WEBHOOK_SECRET_OVERLAP).")] = False,
+) -> None:
+    """The tenant's signing secret (whsec_...), made on first use; --rotate replaces it."""
+    if rotate:
+        answer = _api(ctx, "POST", "/webhooks/secret/rotate", {})
+    else:
+        answer = _api(ctx, "GET", "/webhooks/secret")
+    print(answer["secret"])
+    if answer.get("previous_valid_until"):
+        err.print(f"the previous secret also signs until {answer['previous_valid_until']}",
+                  highlight=False)
+
+
+@webhooks_app.command("add")
+def add_webhook(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(help="Where events are POSTed.")],
+    event: Annotated[list[str] | None, typer.Option(
+        show_default=False, help="Only this event type (repeatable): call.ringing, "
+                                 "call.answered, call.ended, broadcast.completed.")] = None,
+) -> None:
+    """Subscribe a URL to every broadcast's events (or the given types)."""
+    body: dict[str, Any] = {"url": url}
+    if event:
+        body["events"] = event
+    print(_api(ctx, "POST", "/webhooks", body)["webhook"]["id"])
+
+
+@webhooks_app.command("list")
+def list_webhooks(ctx: typer.Context) -> None:
+    """The tenant's subscriptions: id, state, events and URL."""
+    for hook in _api(ctx, "GET", "/webhooks")["webhooks"]:
+        state = "active" if hook["active"] else f"disabled ({hook['disabled_reason']})"
+        events = ",".join(hook["events"] or ["all"])
+        print(f"{hook['id']}  {state:<10} {events:<24} {hook['url']}")
+
+
+@webhooks_app.command("remove")
+def remove_webhook(
+    ctx: typer.Context,
+    webhook_id: Annotated[str, typer.Argument(metavar="ID", help="The id `list` shows.")],
+) -> None:
+    """Delete a subscription; its deliveries not yet made are dropped."""
+    _api(ctx, "DELETE", f"/webhooks/{webhook_id}")
+    out.print(f"webhook {webhook_id} removed", highlight=False)
+
+
+@webhooks_app.command("deliveries")
+def list_deliveries(
+    ctx: typer.Context,
+    state: Annotated[str | None, typer.Option(
+        show_default=False, help="Only pending, delivered, failed or gone.")] = None,
+    request_id: Annotated[str | None, typer.Option(
+        "--request", show_default=False, help="Only this request's.")] = None,
+) -> None:
+    """Recent deliveries, newest first: id, state, attempts, last answer, event."""
+    query = "&".join(f"{name}={value}" for name, value in
+                     (("state", state), ("request_id", request_id)) if value)
+    answer = _api(ctx, "GET", "/webhooks/deliveries" + (f"?{query}" if query else ""))
+    for item in answer["deliveries"]:
+        print(f"{item['id']}  {item['state']:<9} {item['attempts']:>2} "
+              f"{item['last_status'] or '-':>3}  {item['type']:<19} {item['webhook_id']}")
+
+
+@webhooks_app.command("replay")
+def replay_delivery(
+    ctx: typer.Context,
+    delivery_id: Annotated[str, typer.Argument(metavar="ID",
+                                               help="The id `deliveries` shows.")],
+) -> None:
+    """Send a delivery again (the same webhook-id), whatever became of it."""
+    _api(ctx, "POST", f"/webhooks/deliveries/{delivery_id}/replay", {})
+    out.print(f"delivery {delivery_id} queued again", highlight=False)
 
 
 def _service_settings() -> Any:

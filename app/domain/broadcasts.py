@@ -36,6 +36,7 @@ class NewBroadcast:
     calls: Sequence[NewCall]  # in recipient order
     retry: dict[str, Any] | None = None
     idempotency: tuple[str, str] | None = None  # (Idempotency-Key, hash of the body)
+    callback: dict[str, Any] | None = None  # {"url": ..., "events": [...] or None}
 
 
 class IdempotencyConflict(Exception):

@@ -28,6 +28,7 @@ _PATH = re.compile(r"/[A-Za-z0-9_./-]*")
 _MAX_PATH_LEN = 90
 
 _PASSWORD_FIELDS = ("ari_password", "ami_password")
+_HIDDEN_FIELDS = (*_PASSWORD_FIELDS, "metrics_password")
 _NAME_FIELDS = ("ari_user", "ami_user", "sip_endpoint")
 _PORT_FIELDS = ("http_port", "sip_port", "sip_tls_port", "ami_port", "rtp_start", "rtp_end")
 _FILE_FIELDS = ("tls_cert_file", "tls_key_file")
@@ -71,12 +72,16 @@ class AsteriskConfigValues:
     trunks: TrunkTable = TrunkTable()  # validated by app.domain.trunks
     external_address: str = ""  # behind NAT: the public IPv4 address announced in SIP and SDP
     local_nets: tuple[str, ...] = ()  # networks reached without NAT
+    # res_prometheus's basic auth; no password: Asterisk's /metrics is off (a username alone
+    # breaks the route, and no auth at all would serve it to anyone on the host).
+    metrics_user: str = "voxcast-metrics"
+    metrics_password: str = ""
 
     def __repr__(self) -> str:
         shown = (
             f"{f.name}={getattr(self, f.name)!r}"
             for f in fields(self)
-            if f.name not in (*_PASSWORD_FIELDS, "trunks")
+            if f.name not in (*_HIDDEN_FIELDS, "trunks")
         )
         return f"AsteriskConfigValues({', '.join(shown)}, passwords=<hidden>)"
 
@@ -123,6 +128,9 @@ def validate_config_values(values: AsteriskConfigValues) -> None:
         _check_string(values, field, _PASSWORD)
     for field in _NAME_FIELDS:
         _check_string(values, field, _NAME)
+    if values.metrics_password:
+        _check_string(values, "metrics_password", _PASSWORD)
+        _check_string(values, "metrics_user", _NAME)
     _check_address(values.sip_address, "sip_address", 4)
     if values.sip_address6:
         _check_address(values.sip_address6, "sip_address6", 6)

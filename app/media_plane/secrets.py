@@ -1,4 +1,5 @@
-"""Generate the ARI and AMI passwords once, keep them in a private file, reuse them afterwards."""
+"""Generate the ARI, AMI and Asterisk-metrics passwords once, keep them in a private file, reuse
+them afterwards."""
 
 from __future__ import annotations
 
@@ -21,15 +22,20 @@ class MediaPlaneSecrets:
 
     ari_password: str
     ami_password: str
+    # Basic auth of Asterisk's own /metrics (res_prometheus): it needs a username AND a
+    # password, or the route breaks.
+    metrics_password: str
 
     def __repr__(self) -> str:
-        return "MediaPlaneSecrets(ari_password=<hidden>, ami_password=<hidden>)"
+        return "MediaPlaneSecrets(ari_password=<hidden>, ami_password=<hidden>, " \
+            "metrics_password=<hidden>)"
 
 
 def _generate() -> MediaPlaneSecrets:
     # token_urlsafe(24) gives 32 characters of [A-Za-z0-9_-]: safe in a config line.
     return MediaPlaneSecrets(
-        ari_password=secrets.token_urlsafe(24), ami_password=secrets.token_urlsafe(24)
+        ari_password=secrets.token_urlsafe(24), ami_password=secrets.token_urlsafe(24),
+        metrics_password=secrets.token_urlsafe(24),
     )
 
 
@@ -38,7 +44,11 @@ def _read(path: Path) -> MediaPlaneSecrets:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object")
     values = {}
-    for key in ("ari_password", "ami_password"):
+    for key in ("ari_password", "ami_password", "metrics_password"):
+        if key == "metrics_password" and key not in data:
+            # A file from before Asterisk's metrics were enabled: add theirs, keep the rest.
+            data[key] = secrets.token_urlsafe(24)
+            write_atomically(path, json.dumps(data).encode("utf-8"), mode=0o600)
         value = data.get(key)
         if not isinstance(value, str) or not _PASSWORD.fullmatch(value):
             raise ValueError(f"{path}: {key} is missing or malformed")
@@ -51,7 +61,8 @@ def _read(path: Path) -> MediaPlaneSecrets:
 
 def _create(path: Path, created: MediaPlaneSecrets) -> None:
     data = json.dumps(
-        {"ari_password": created.ari_password, "ami_password": created.ami_password}
+        {"ari_password": created.ari_password, "ami_password": created.ami_password,
+         "metrics_password": created.metrics_password}
     ).encode("utf-8")
     # Exclusive (link, not rename): two first runs racing cannot overwrite each other; the
     # loser reads the winner's file.

@@ -102,6 +102,7 @@ class Dialer:
         self.peak_concurrent = 0
         self.originates: list[float] = []  # monotonic send times, kept for measurement
         self.keep_originate_times = False
+        self.dialled = 0  # calls this node has started dialling (the dial-rate metric)
 
     @property
     def live_calls(self) -> int:
@@ -249,6 +250,7 @@ class Dialer:
             setup_must_be_durable=not server.history.available,
             trunks=self._trunks, route=route, no_route=no_route)
         if reattach is None:
+            self.dialled += 1
             if self.keep_originate_times:
                 self.originates.append(time.monotonic())
             task = asyncio.create_task(session.run(), name=f"call-{call.call_id}")

@@ -55,7 +55,8 @@ class Intake:
                      recipients: list[tuple[str, dict[str, str] | None, str | None]],
                      caller: str, playlist: list[dict[str, Any]],
                      retry: dict[str, Any] | None = None,
-                     idempotency: tuple[str, str] | None = None) -> Accepted:
+                     idempotency: tuple[str, str] | None = None,
+                     callback: dict[str, Any] | None = None) -> Accepted:
         """Store before answering: once this returns, the broadcast survives any crash.
 
         The playlist's shared media is tried first for a short while, so a bad URL is refused
@@ -71,7 +72,7 @@ class Intake:
             playlist=playlist, created_at=datetime.now(UTC).replace(microsecond=0),
             calls=[NewCall(str(uuid.uuid4()), target, variables, trunk)
                    for target, variables, trunk in recipients],
-            retry=retry, idempotency=idempotency)
+            retry=retry, idempotency=idempotency, callback=callback)
         stored = await self._store.add_broadcast(broadcast)
         if stored.id != broadcast.id:  # lost an idempotency race: answer as the winner did
             return Accepted(stored.id, stored.report_id)

@@ -175,7 +175,11 @@ def test_operations_security_and_statuses(document):
         ("/voice/call/play", "post"), ("/voice/call/status/{id}", "get"),
         ("/report/{report_id}", "get"), ("/voice/call/{request_id}", "delete"),
         ("/voice/calls", "get"), ("/media", "post"), ("/monitor", "get"), ("/trunks", "get"),
-        ("/health", "get"), ("/ready", "get"), ("/openapi.json", "get"), ("/docs", "get")}
+        ("/health", "get"), ("/ready", "get"), ("/openapi.json", "get"), ("/docs", "get"),
+        ("/webhooks", "post"), ("/webhooks", "get"), ("/webhooks/{webhook_id}", "delete"),
+        ("/webhooks/secret", "get"), ("/webhooks/secret/rotate", "post"),
+        ("/webhooks/deliveries", "get"), ("/webhooks/deliveries/{delivery_id}/replay", "post"),
+        ("/events", "get"), ("/voice/call/{request_id}/events", "get"), ("/metrics", "get")}
     assert document["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <api key>`"}
     assert document["security"] == [{"bearerAuth": []}]
@@ -258,6 +262,16 @@ def test_every_request_example_is_what_the_service_accepts(document):
     ({"to": "sip:a@192.0.2.1", "from": "me", "variables": {"bad name": "x"},
       "playlist": [{"pause": 1}]}, False),
     ({"to": "sip:a@999.0.2.1", "from": "me", "playlist": [{"pause": 1}]}, False),
+    ({"to": "sip:a@192.0.2.1", "from": "me", "playlist": [{"pause": 1}],
+      "callback_url": "https://hooks.example/x", "callback_events": ["call.ended"]}, True),
+    ({"to": "sip:a@192.0.2.1", "from": "me", "playlist": [{"pause": 1}],
+      "callback_events": ["call.ended"]}, False),  # a filter without a URL
+    ({"to": "sip:a@192.0.2.1", "from": "me", "playlist": [{"pause": 1}],
+      "callback_url": None, "callback_events": ["call.ended"]}, False),  # ... or a null one
+    ({"to": "sip:a@192.0.2.1", "from": "me", "playlist": [{"pause": 1}],
+      "callback_url": "https://hooks.example/x", "callback_events": ["call.missed"]}, False),
+    ({"to": "sip:a@192.0.2.1", "from": "me", "playlist": [{"pause": 1}],
+      "callback_url": "file:///etc/passwd"}, False),
 ])
 def test_the_schema_is_as_strict_as_the_service(document, body, valid):
     schema_says = _validator(document, "PlayRequest").is_valid(body)

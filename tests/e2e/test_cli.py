@@ -152,7 +152,10 @@ async def test_errors_are_one_clear_line(media_plane: MediaPlane, with_key) -> N
 
 async def test_every_command_and_option_has_help() -> None:
     for command in ((), ("send",), ("status",), ("watch",), ("report",), ("keys",),
-                    ("keys", "create"), ("keys", "list"), ("keys", "revoke")):
+                    ("keys", "create"), ("keys", "list"), ("keys", "revoke"),
+                    ("webhooks",), ("webhooks", "secret"), ("webhooks", "add"),
+                    ("webhooks", "list"), ("webhooks", "remove"), ("webhooks", "deliveries"),
+                    ("webhooks", "replay")):
         code, shown, _ = await voxcast(*command, "--help", url="http://127.0.0.1:9")
         assert code == 0, command
         options = re.findall(r"^\s+(--[a-z-]+)", shown, re.MULTILINE)

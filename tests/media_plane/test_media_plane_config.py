@@ -148,3 +148,24 @@ def test_repr_hides_passwords() -> None:
     text = repr(good_values())
     assert PASSWORD not in text and PASSWORD.upper() not in text
     assert "voxcast" in text
+
+
+def _settings_of(text: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in text.splitlines()
+             if "=" in line and not line.startswith(";"))
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def test_asterisk_metrics_need_a_username_and_a_password(tmp_path: Path) -> None:
+    render_asterisk_config(good_values(metrics_password=PASSWORD.lower()), tmp_path)
+    served = _settings_of((tmp_path / "prometheus.conf").read_text())
+    assert served == {"enabled": "yes", "core_metrics_enabled": "yes", "uri": "metrics",
+                      "auth_username": "voxcast-metrics", "auth_password": PASSWORD.lower(),
+                      "auth_realm": "Voxcast Asterisk metrics"}
+    assert "load => res_prometheus.so" in (tmp_path / "modules.conf").read_text()
+    render_asterisk_config(good_values(), tmp_path)  # no password: off, never open
+    assert _settings_of((tmp_path / "prometheus.conf").read_text()) == {"enabled": "no"}
+    with pytest.raises(ConfigValueError) as refused:
+        render_asterisk_config(good_values(metrics_password="short;x"),  # noqa: S106
+                               tmp_path)
+    assert refused.value.field == "metrics_password"

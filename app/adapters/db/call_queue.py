@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.adapters.db.event_log import add_ended_events
 from app.adapters.db.rows import (
     CLAIMED_COLUMNS,
     PARENT_COLUMNS,
@@ -67,6 +68,13 @@ class CallQueue:
                                              row.position))
         return [claimed_call(row, parents[row.broadcast_id]) for row in rows]
 
+    async def queued_count(self) -> int:
+        """Calls waiting to be dialled, every node's (the queue-depth metric)."""
+        async with self._reader.connect() as connection:
+            return int(await connection.scalar(
+                select(func.count()).select_from(CallRow)
+                .where(CallRow.state == "queued")) or 0)
+
     async def release_calls(self, call_ids: Sequence[str]) -> None:
         """Give back claimed calls that were never dialled."""
         if not call_ids:
@@ -116,11 +124,13 @@ class CallQueue:
                 update(BroadcastRow).where(BroadcastRow.id == broadcast_id,
                                            BroadcastRow.cancelled_at.is_(None))
                 .values(cancelled_at=at))
-            result = await connection.execute(
+            ended = (await connection.execute(
                 update(CallRow)
                 .where(CallRow.broadcast_id == broadcast_id, CallRow.state == "queued")
-                .values(**unplaced_final("cancelled", CANCELLED_TEXT, at)))
-            return result.rowcount
+                .values(**unplaced_final("cancelled", CANCELLED_TEXT, at))
+                .returning(CallRow.id))).scalars().all()
+            await add_ended_events(connection, ended, at)
+            return len(ended)
 
     async def cancelled_among(self, broadcast_ids: set[str]) -> set[str]:
         async with self._reader.connect() as connection:
@@ -132,6 +142,8 @@ class CallQueue:
     async def cancel_calls(self, call_ids: Sequence[str], at: datetime) -> None:
         """Claimed calls of a cancelled broadcast that were never dialled."""
         async with self._writer.begin() as connection:
-            await connection.execute(
+            ended = (await connection.execute(
                 update(CallRow).where(CallRow.id.in_(list(call_ids)), CallRow.state != "ended")
-                .values(**unplaced_final("cancelled", CANCELLED_TEXT, at)))
+                .values(**unplaced_final("cancelled", CANCELLED_TEXT, at))
+                .returning(CallRow.id))).scalars().all()
+            await add_ended_events(connection, ended, at)

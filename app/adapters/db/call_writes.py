@@ -19,13 +19,14 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 from sqlalchemy import bindparam, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.adapters.db.event_log import CallChange, add_call_events, call_events, prior_states
 from app.adapters.db.tables import CallRow
 from app.domain.broadcasts import CallFinal
 
@@ -182,6 +183,10 @@ class CallWrites:
                     if change.kind is Kind.PROGRESS and change.call_id not in finals}
         retries = [params for params in finals.values() if "retry_id" in params]
         async with self._engine.begin() as connection:
+            # Events ride the same commit as the changes they report (see event_log).
+            changes = [_change_of(change) for change in batch if change.kind is not Kind.SETUP]
+            events = call_events(changes, await prior_states(
+                connection, {change.call_id for change in changes}), datetime.now(UTC))
             if setups:
                 await connection.execute(_SETUP, setups)
             if progress:
@@ -190,6 +195,7 @@ class CallWrites:
                 await connection.execute(_RETRY, retries)
             if finals:
                 await connection.execute(_FINAL, list(finals.values()))
+            await add_call_events(connection, events)
 
     def _stopped(self, task: asyncio.Task[None]) -> None:
         error = None if task.cancelled() else task.exception()
@@ -202,6 +208,21 @@ class CallWrites:
             log.error("the call writer stopped with %d changes not known to be stored",
                       len(left))
             _fail(left, error or CallWriterClosed("the call writer stopped"))
+
+
+def _change_of(change: _Change) -> CallChange:
+    if change.kind is Kind.FINAL:  # the times say what it passed through on the way
+        return CallChange(change.call_id, "ended", {
+            "ringing_at": _iso(change.params["new_ring_time"]),
+            "answered_at": _iso(change.params["new_connect_time"])})
+    params = change.params
+    return CallChange(change.call_id, params["new_state"], {
+        "ring_time": _iso(params["new_ring_time"]),
+        "connect_time": _iso(params["new_connect_time"])})
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def _fail(changes: list[_Change], error: BaseException) -> None:

@@ -74,7 +74,7 @@ class IntakeStore:
         session.add(BroadcastRow(
             id=new.id, report_id=new.report_id, tenant=new.tenant, caller=new.caller,
             playlist=new.playlist, retry=new.retry, media_state="pending",
-            total_calls=len(new.calls), created_at=new.created_at))
+            total_calls=len(new.calls), created_at=new.created_at, callback=new.callback))
         if new.idempotency is not None:
             session.add(IdempotencyRow(tenant=new.tenant, key=new.idempotency[0],
                                        body_hash=new.idempotency[1], broadcast_id=new.id))

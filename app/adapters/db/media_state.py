@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.adapters.db.event_log import add_ended_events
 from app.adapters.db.rows import unplaced_final
 from app.adapters.db.tables import BroadcastRow, CallRow
 from app.domain.broadcasts import AwaitingMedia, CallMedia
@@ -66,9 +67,11 @@ class MediaStateStore:
     async def fail_calls(self, call_ids: Sequence[str], reason: str, at: datetime) -> None:
         """Queued calls that will never be placed (their own media failed)."""
         async with self._writer.begin() as connection:
-            await connection.execute(
+            ended = (await connection.execute(
                 update(CallRow).where(CallRow.id.in_(list(call_ids)), CallRow.state == "queued")
-                .values(**unplaced_final("failed", reason, at)))
+                .values(**unplaced_final("failed", reason, at))
+                .returning(CallRow.id))).scalars().all()
+            await add_ended_events(connection, ended, at)
 
     async def fail_media(self, broadcast_id: str, reason: str, at: datetime) -> None:
         """The media could not be prepared: no call is placed, every queued one fails."""
@@ -76,7 +79,9 @@ class MediaStateStore:
             await connection.execute(
                 update(BroadcastRow).where(BroadcastRow.id == broadcast_id)
                 .values(media_state="failed", media_error=reason))
-            await connection.execute(
+            ended = (await connection.execute(
                 update(CallRow)
                 .where(CallRow.broadcast_id == broadcast_id, CallRow.state == "queued")
-                .values(**unplaced_final("failed", reason, at)))
+                .values(**unplaced_final("failed", reason, at))
+                .returning(CallRow.id))).scalars().all()
+            await add_ended_events(connection, ended, at)

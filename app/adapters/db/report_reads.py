@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import Row, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.adapters.db.rows import SUMMARY_COLUMNS, summary_of, utc
@@ -43,6 +43,19 @@ def _record(row: Row[Any], caller: str, broadcast_speech: list[Any] | None) -> C
         playback=tuple(row.playback or ()), speech=tuple(row.speech or broadcast_speech or ()),
         media_server=row.media_server, trunk=row.trunk,
         failed_over_from=tuple(row.failed_over_from or ()))
+
+
+async def call_records(connection: AsyncConnection,
+                       call_ids: set[str]) -> dict[str, CallRecord]:
+    """Records of the given calls by id, as the report shows them (the event log's bodies)."""
+    if not call_ids:
+        return {}
+    rows = await connection.execute(
+        select(*_RECORD_COLUMNS, BroadcastRow.caller,
+               BroadcastRow.speech.label("broadcast_speech"))
+        .join(BroadcastRow, BroadcastRow.id == CallRow.broadcast_id)
+        .where(CallRow.id.in_(list(call_ids))))
+    return {row.id: _record(row, row.caller, row.broadcast_speech) for row in rows}
 
 
 class ReportReads:

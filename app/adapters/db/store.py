@@ -12,11 +12,13 @@ from app.adapters.db.broadcast_list import BroadcastListReads
 from app.adapters.db.call_queue import CallQueue
 from app.adapters.db.call_writes import CallWrites
 from app.adapters.db.engine import Engines, create_engines
+from app.adapters.db.event_log import EventLog
 from app.adapters.db.intake import IntakeStore
 from app.adapters.db.media_state import MediaStateStore
 from app.adapters.db.report_reads import ReportReads
 from app.adapters.db.schema import bring_to_head
 from app.adapters.db.uploads import UploadStore
+from app.adapters.db.webhook_store import WebhookStore
 
 
 class Store:
@@ -31,6 +33,8 @@ class Store:
         self.broadcasts = BroadcastListReads(reader)
         self.uploads = UploadStore(writer, reader)
         self.keys = ApiKeyStore(writer, reader)
+        self.events = EventLog(writer, reader)
+        self.webhooks = WebhookStore(writer, reader)
 
     @classmethod
     async def open(cls, url: str) -> Store:

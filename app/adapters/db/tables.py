@@ -33,6 +33,10 @@ class BroadcastRow(Base):
     speech: Mapped[list[Any] | None] = mapped_column(nullable=True)  # engines, shared items
     total_calls: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column()
+    # {"url": ..., "events": [...] | None}: this request's own webhook (POST callback_url)
+    callback: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    # When its broadcast.completed event was recorded (once, by whichever node saw it first).
+    completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
     __table_args__ = (Index("ix_broadcasts_media_state", "media_state"),)
 
@@ -115,3 +119,86 @@ class ApiKeyRow(Base):
     label: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[datetime] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class EventRow(Base):
+    """One event (a call's progress, a broadcast's completion): the outbox and the SSE log.
+
+    Written in the transaction that makes it true; `seq` orders events and is the SSE id.
+    `body` stays empty until a delivery worker renders it and fans it out to webhooks
+    (`sealed_at`); the body, and with it the webhook signature's input, never changes after.
+    """
+
+    __tablename__ = "events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)  # the webhook-id
+    tenant: Mapped[str] = mapped_column(String(64))
+    broadcast_id: Mapped[str] = mapped_column(String(36))
+    call_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)  # what was true then
+    created_at: Mapped[datetime] = mapped_column()
+    body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # When a delivery worker took it for sealing (a take whose node died runs out).
+    taken_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    sealed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    __table_args__ = (
+        Index("ix_events_tenant", "tenant", "seq"),
+        Index("ix_events_broadcast", "broadcast_id", "seq"),
+        Index("ix_events_unsealed", "sealed_at", "seq"),
+        {"sqlite_autoincrement": True},
+    )
+
+
+class WebhookSubscriptionRow(Base):
+    """A tenant's standing webhook: every event (or the listed types) of its broadcasts."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[Any] | None] = mapped_column(nullable=True)  # None: every type
+    created_at: Mapped[datetime] = mapped_column()
+    disabled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class WebhookSecretRow(Base):
+    """A tenant's signing secret (`whsec_...`); during a rotation the previous one also signs."""
+
+    __tablename__ = "webhook_secrets"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column()
+    previous_secret: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    previous_until: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class WebhookDeliveryRow(Base):
+    """One event to one webhook URL: pending until delivered, failed for good, or gone (410)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_seq: Mapped[int] = mapped_column(ForeignKey("events.seq"))
+    tenant: Mapped[str] = mapped_column(String(64))
+    broadcast_id: Mapped[str] = mapped_column(String(36))
+    subscription_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    url: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Due time while pending; a claim moves it forward (a lease a crashed node gives up).
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column()
+    delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_webhook_deliveries_tenant", "tenant", "created_at"),
+    )
