@@ -172,7 +172,8 @@ class CallSession:
                 # Cancelled or shutting down before the originate: never dial it.
                 await self._queue.cancel_calls([self.call.call_id], _now())
                 return
-            setup = self._writes.mark_setup(self.call.call_id, _now(), self._media_server)
+            setup = self._writes.mark_setup(self.call.call_id, _now(), self._media_server,
+                                            urgent=self._setup_must_be_durable)
             if self._setup_must_be_durable:
                 # No channel log to settle a crashed call from: recovery must know from the
                 # database that this call may have been placed before it is placed.
