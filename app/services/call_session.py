@@ -192,7 +192,8 @@ class CallSession:
                 return
             setup = self._writes.mark_setup(
                 self.call.call_id, _now(), self._media_server,
-                self._route.trunk.name if self._route is not None else None)
+                self._route.trunk.name if self._route is not None else None,
+                urgent=self._setup_must_be_durable)
             if self._setup_must_be_durable:
                 # No channel log to settle a crashed call from: recovery must know from the
                 # database that this call may have been placed before it is placed.

@@ -119,6 +119,26 @@ async def test_while_a_commit_waits_changes_queue_and_the_next_commit_takes_them
         await store.close()
 
 
+async def test_an_urgent_setup_commits_at_once_while_the_rest_gathers(store):
+    """Progress and finals wait for the (long) window to share a commit; a setup that the
+    originate waits for cuts the wait short, and takes what gathered with it."""
+    broadcast_id, calls = await _claimed(store, 2)
+    writes = call_writes.CallWrites(store.engines.writer, window=30.0, urgent_window=0.01)
+    writes.start()
+    try:
+        progress = writes.save_progress(calls[0].call_id, state="answered", ring_time=None,
+                                        connect_time=NOW)
+        await asyncio.sleep(0.3)
+        assert not progress.done(), "a change nobody waits for gathers for the window"
+        setup = writes.mark_setup(calls[1].call_id, NOW, urgent=True)
+        await asyncio.wait_for(asyncio.gather(setup, progress), 5)
+    finally:
+        await writes.close()
+    records = {r.id: r for r in await store.reports.records(broadcast_id)}
+    assert records[calls[0].call_id].connect_time == NOW
+    assert records[calls[1].call_id].setup_time == NOW
+
+
 async def test_a_late_progress_never_overwrites_the_final_record(store):
     _id, (first, second) = await _claimed(store, 2)
     store.calls.save_final(first.call_id, ANSWERED)  # in one batch: final, then a progress

@@ -1,13 +1,18 @@
 """Call writes: each call's setup, progress and final record, group-committed.
 
 One writer task takes every change queued since its last commit and writes them all in one
-shared transaction, one executemany per kind. A commit has a fixed cost (about 1 ms of CPU on
-SQLite through SQLAlchemy and aiosqlite, measured) against about 0.04 ms a change, so the writer
-lets a batch gather for `window` seconds (25 ms) before it commits: at 100 calls/s that is the
-difference between most of a core and a few percent of one. Every change returns a future that
-is done once it is durable, so a caller awaits only what must be durable before it goes on (the
-final record; the setup time before the originate where no channel log can settle a crashed
-call); ring and answer progress are not awaited, so a call's audio never waits for it.
+shared transaction, one executemany per kind. A transaction has a fixed cost (about 1 ms of CPU
+on SQLite through SQLAlchemy and aiosqlite: pool checkout, BEGIN, COMMIT and the reset on return
+each cross to aiosqlite's thread and back), a statement about 0.25 ms, a change next to nothing
+(measured), so the writer lets a batch gather before it commits. Every change returns a future
+that is done once it is durable, so a caller awaits only what must be durable before it goes on.
+
+Two windows. An urgent change (the setup time that must be durable before the originate, where
+no channel log can settle a crashed call) commits within `urgent_window` (25 ms): the originate
+waits for it. Everything else (ring and answer progress, which nobody awaits, and finals, awaited
+only to free the call's slot and mark the report ready) gathers for `window` (100 ms): at
+100 calls/s that is 10 transactions a second instead of 40, and 0.6 ms less CPU a call, a
+fifth of the whole service's (measured side by side with `bench.dialing`).
 
 A call's changes keep their order: a batch applies setups, then progress, then finals, and a
 progress or final never touches a call that has already ended.
@@ -16,6 +21,7 @@ progress or final never touches a call that has already ended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -36,7 +42,8 @@ log = logging.getLogger(__name__)
 # batch fails loudly: its futures raise and it is logged with every call it held.
 RETRY_DELAYS = (0.05, 0.25, 1.0, 2.5, 5.0)
 CLOSE_TIMEOUT = sum(RETRY_DELAYS) + 10.0
-BATCH_WINDOW_SECONDS = 0.025
+BATCH_WINDOW_SECONDS = 0.1
+URGENT_WINDOW_SECONDS = 0.025
 MAX_BATCH = 1000  # changes: a full batch commits at once
 
 _SETUP = (update(CallRow).where(CallRow.id == bindparam("call_id"))
@@ -83,6 +90,7 @@ class _Change:
     call_id: str
     params: dict[str, Any]
     durable: asyncio.Future[None]
+    urgent: bool = False
 
 
 class CallWriterClosed(RuntimeError):
@@ -90,12 +98,15 @@ class CallWriterClosed(RuntimeError):
 
 
 class CallWrites:
-    def __init__(self, writer: AsyncEngine, window: float = BATCH_WINDOW_SECONDS) -> None:
+    def __init__(self, writer: AsyncEngine, window: float = BATCH_WINDOW_SECONDS,
+                 urgent_window: float = URGENT_WINDOW_SECONDS) -> None:
         self._engine = writer
         self._window = window
+        self._urgent_window = min(urgent_window, window)
         self._queued: list[_Change] = []
         self._committing: list[_Change] = []
         self._wake = asyncio.Event()
+        self._hurry = asyncio.Event()  # an urgent change (or closing) while a batch gathers
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -107,6 +118,7 @@ class CallWrites:
         """Commit what is queued, then stop."""
         self._closing = True
         self._wake.set()
+        self._hurry.set()
         if self._task is None:
             return
         done, _ = await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT)
@@ -115,11 +127,12 @@ class CallWrites:
             await asyncio.wait({self._task})
 
     def mark_setup(self, call_id: str, at: datetime, media_server: str | None = None,
-                   trunk: str | None = None) -> asyncio.Future[None]:
+                   trunk: str | None = None, *, urgent: bool = False) -> asyncio.Future[None]:
         """The originate is about to be sent, through `media_server` (and `trunk`): recovery
-        must know it may have been, where to look for it, and whose limit it counts in."""
+        must know it may have been, where to look for it, and whose limit it counts in.
+        `urgent`: the originate waits for it."""
         return self._queue(Kind.SETUP, call_id, {"at": at, "server": media_server,
-                                                 "trunk": trunk})
+                                                 "trunk": trunk}, urgent)
 
     def save_progress(self, call_id: str, *, state: str, ring_time: datetime | None,
                       connect_time: datetime | None) -> asyncio.Future[None]:
@@ -134,12 +147,16 @@ class CallWrites:
             params.update(retry_id=str(uuid.uuid4()), not_before=retry_at)
         return self._queue(Kind.FINAL, call_id, params)
 
-    def _queue(self, kind: Kind, call_id: str, params: dict[str, Any]) -> asyncio.Future[None]:
+    def _queue(self, kind: Kind, call_id: str, params: dict[str, Any],
+               urgent: bool = False) -> asyncio.Future[None]:
         if self._closing or self._task is None or self._task.done():
             raise CallWriterClosed(f"call {call_id}: the call writer is not running")
         durable = asyncio.get_running_loop().create_future()
-        self._queued.append(_Change(kind, call_id, {"call_id": call_id, **params}, durable))
+        self._queued.append(_Change(kind, call_id, {"call_id": call_id, **params}, durable,
+                                    urgent))
         self._wake.set()
+        if urgent:
+            self._hurry.set()
         return durable
 
     async def _run(self) -> None:
@@ -148,11 +165,29 @@ class CallWrites:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if not self._closing and len(self._queued) < MAX_BATCH:
-                await asyncio.sleep(self._window)  # let more calls share this commit
+            await self._gather()
             self._committing, self._queued = self._queued, []
             await self._commit_or_fail(self._committing)
             self._committing = []
+
+    async def _gather(self) -> None:
+        """Let more calls share this commit: `window` s from when it starts gathering, or
+        `urgent_window` s once an urgent change is queued; at once when full or closing."""
+        loop = asyncio.get_running_loop()
+        opened = loop.time()
+        self._hurry.clear()
+        if any(change.urgent for change in self._queued):
+            self._hurry.set()
+        while not self._closing and len(self._queued) < MAX_BATCH:
+            hurried = self._hurry.is_set()
+            remaining = opened + (self._urgent_window if hurried else self._window) - loop.time()
+            if remaining <= 0:
+                return
+            if hurried:
+                await asyncio.sleep(remaining)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), remaining)
 
     async def _commit_or_fail(self, batch: list[_Change]) -> None:
         for delay in (*RETRY_DELAYS, None):
