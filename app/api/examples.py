@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.api.envelope import ERROR_CODES
+from app.api.report_output import CSV_FIELDS, csv_rows, ndjson_lines
 
 REQUEST_ID = "3f0c1e2a-8b4d-4c6e-9f10-2a3b4c5d6e7f"
 REPORT_ID = "9a1e5b7c-2d3f-4a5b-8c6d-7e8f9a0b1c2d"
@@ -69,6 +70,16 @@ REQUEST_STATUS = _envelope(REQUEST_ID, report={
 CALL_STATUS = _envelope(CALL_ID, record=ANSWERED_RECORD)
 REPORT_READY = _envelope(REPORT_ID, report_status="ready", progress=PROGRESS_DONE,
                          records=[ANSWERED_RECORD, BUSY_RECORD])
+REPORT_PAGE = _envelope(REPORT_ID, report_status="ready", progress=PROGRESS_DONE,
+                        next=f"/report/{REPORT_ID}?limit=1&after=0.1",
+                        records=[ANSWERED_RECORD])
+# Built the way the service writes them: every field of every record, in the documented order.
+REPORT_CSV = (",".join(CSV_FIELDS) + "\n"
+              + csv_rows([ANSWERED_RECORD, BUSY_RECORD]).decode())
+REPORT_NDJSON = ndjson_lines([ANSWERED_RECORD, BUSY_RECORD]).decode()
+REPORT_SUMMARY = _envelope(REPORT_ID, report_status="ready", progress=PROGRESS_DONE, summary={
+    "records": 2, "by_result": {"completed": 2}, "by_sip_code": {"200": 1, "486": 1},
+    "answered": 1, "ended": 2, "answer_rate": 0.5, "mean_duration": 3.0})
 REPORT_PENDING = _envelope(REPORT_ID, report_status="pending", progress=PROGRESS_PENDING,
                            records=[])
 CANCELLED = _envelope(REQUEST_ID, cancelled=12, hung_up=3,
@@ -99,6 +110,10 @@ INVALID_TARGET = error(
 UNAUTHORIZED = error(401, "unauthorized", "the API key is unknown or revoked")
 NOT_FOUND = error(404, "not_found", "no request or call with that id")
 REPORT_NOT_FOUND = error(404, "not_found", "no report with that id")
+INVALID_QUERY = error(400, "invalid_query", "limit: must be a whole number from 1 to 10000",
+                      [{"field": "limit", "message": "must be a whole number from 1 to 10000"}])
+REPORT_PENDING_EXPORT = error(409, "report_pending",
+                              "the report is not ready: 1 of 2 calls have ended; try again later")
 IDEMPOTENCY_CONFLICT = error(409, "idempotency_conflict",
                              "Idempotency-Key: already used with another body")
 BODY_TOO_LARGE = error(413, "body_too_large", "the request body is too large")

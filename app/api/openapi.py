@@ -10,8 +10,10 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from app.api import examples
 from app.api.models import PlayRequest
+from app.api.report_params import MAX_PAGE, MEDIA_TYPES, RESULT_PATTERN, SIP_CODE_PATTERN
 from app.api.responses import RESPONSE_MODELS
 from app.domain.dial_target import SIP_TARGET_PATTERN, TARGET_PATTERN
+from app.domain.report_query import CURSOR_PATTERN
 
 REF = "#/components/schemas/{model}"
 JSON = "application/json"
@@ -137,6 +139,50 @@ _LINKS_FROM_STATUS = {
 }
 
 
+REPORT_DESCRIPTION = (
+    "`records` stays empty until every call has ended. The answer is streamed from a "
+    "database cursor: parameters are checked and the cursor opened before the status line, "
+    "so errors are proper 4xx/5xx envelopes; a failure after the first byte cuts the "
+    "connection (an incomplete chunked body), never a short document that looks whole. "
+    "Records are in recipient order, then attempt. With `limit`, `next` (and a `Link` "
+    "header) gives the next page's path, keeping the filters. The format is `format`, else "
+    "the `Accept` header (`text/csv`, `application/x-ndjson`), else JSON; CSV and NDJSON "
+    "hold the records only (CSV: one column per documented field, lists and objects as JSON) "
+    "and answer 409 `report_pending` until the report is ready.")
+LINK = {"description": "with `limit` and more records: `<path>; rel=\"next\"`",
+        "schema": {"type": "string"}, "example": f'</report/{examples.REPORT_ID}?limit=1000'
+                                                 f'&after=999.1>; rel="next"'}
+
+
+def _query(name: str, description: str, schema: dict[str, Any], example: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema, "example": example}
+
+
+def _report_parameters(*, paging: bool) -> list[dict[str, Any]]:
+    """The report's filters, and with `paging` its page, cursor and format parameters."""
+    filters = [
+        _query("result", "only these results, comma-separated",
+               {"type": "string", "pattern": RESULT_PATTERN}, "failed,cancelled"),
+        _query("answered", "only answered (true) or unanswered (false) records",
+               {"type": "boolean"}, True),
+        _query("sip_code", "only these SIP codes (`disconnect_cause_code`), comma-separated; "
+                           "`none` for records without one",
+               {"type": "string", "pattern": SIP_CODE_PATTERN}, "486,603"),
+    ]
+    if not paging:
+        return filters
+    return [
+        _query("limit", "at most this many records, and a `next` link",
+               {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, 1000),
+        _query("after", "the cursor from a `next` link: start after that record",
+               {"type": "string", "pattern": CURSOR_PATTERN}, "999.1"),
+        *filters,
+        _query("format", "json (the default), csv or ndjson; overrides `Accept`",
+               {"type": "string", "enum": list(MEDIA_TYPES)}, "csv"),
+    ]
+
+
 def _paths() -> dict[str, Any]:
     x = examples
     not_found = "no such id (also for ids of another tenant); error `not_found`"
@@ -192,13 +238,42 @@ def _paths() -> dict[str, Any]:
         }},
         "/report/{report_id}": {"get": {
             "operationId": "report",
-            "summary": "A request's report",
-            "description": "`records` stays empty until every call has ended.",
+            "summary": "A request's report: whole, paged or filtered; JSON, CSV or NDJSON",
+            "description": REPORT_DESCRIPTION,
             "parameters": [_uuid_parameter("report_id", "the report id from the status",
-                                           x.REPORT_ID)],
+                                           x.REPORT_ID), *_report_parameters(paging=True)],
             "responses": {
-                "200": _json("the report", _ref("Report"),
-                             ready=x.REPORT_READY, pending=x.REPORT_PENDING),
+                "200": {"description": "the report, streamed", "headers": {"Link": LINK},
+                        "content": {
+                            JSON: {"schema": _ref("Report"), "examples": {
+                                "ready": {"value": x.REPORT_READY},
+                                "page": {"value": x.REPORT_PAGE},
+                                "pending": {"value": x.REPORT_PENDING}}},
+                            "text/csv": {"schema": {"type": "string"},
+                                         "example": x.REPORT_CSV},
+                            "application/x-ndjson": {"schema": {"type": "string"},
+                                                     "example": x.REPORT_NDJSON}}},
+                "400": _error("a bad query parameter; error `invalid_query` names it",
+                              x.INVALID_QUERY),
+                "401": unauthorized,
+                "404": _error(not_found, x.REPORT_NOT_FOUND),
+                "409": _error("CSV or NDJSON of a report that is not ready; error "
+                              "`report_pending`", x.REPORT_PENDING_EXPORT),
+            },
+        }},
+        "/report/{report_id}/summary": {"get": {
+            "operationId": "report_summary",
+            "summary": "Totals of a report: by result and SIP code, answered, answer rate, "
+                       "mean duration",
+            "description": ("Counted in the database over every record (each attempt is one), "
+                            "or over those the filters select; available while the report is "
+                            "pending too (unended calls count as `pending`)."),
+            "parameters": [_uuid_parameter("report_id", "the report id from the status",
+                                           x.REPORT_ID), *_report_parameters(paging=False)],
+            "responses": {
+                "200": _json("the totals", _ref("ReportSummary"), x.REPORT_SUMMARY),
+                "400": _error("a bad query parameter; error `invalid_query` names it",
+                              x.INVALID_QUERY),
                 "401": unauthorized,
                 "404": _error(not_found, x.REPORT_NOT_FOUND),
             },

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.domain.broadcasts import CallRecord, Progress
+from app.domain.report_query import call_duration
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # UTC
 
@@ -16,12 +17,6 @@ def format_time(value: datetime | None) -> str | None:
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
     return value.strftime(TIME_FORMAT)
-
-
-def _seconds_between(start: datetime, end: datetime) -> int:
-    start = start if start.tzinfo else start.replace(tzinfo=UTC)
-    end = end if end.tzinfo else end.replace(tzinfo=UTC)
-    return max(0, round((end - start).total_seconds()))
 
 
 def call_record(call: CallRecord) -> dict[str, Any]:
@@ -44,9 +39,7 @@ def call_record(call: CallRecord) -> dict[str, Any]:
         "disconnect_time": format_time(call.disconnect_time),
         "disconnect_cause_code": None if call.sip_code is None else str(call.sip_code),
         "disconnect_cause_text": call.sip_text,
-        "duration": (_seconds_between(call.connect_time, call.disconnect_time)
-                     if call.connect_time is not None and call.disconnect_time is not None
-                     else 0),
+        "duration": call_duration(call.connect_time, call.disconnect_time),
         "answered": answered,
         "sip_code_source": call.sip_code_source,
         "q850_cause": call.q850_cause,

@@ -101,7 +101,33 @@ class Report(Envelope):
 
     report_status: Literal["pending", "ready"]
     progress: Progress
+    next: str | None = Field(default=None, description=(
+        "only with `limit`: the path of the next page, or null at the end"))
     records: list[CallRecord]
+
+
+class SummaryCounts(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    records: Count = Field(description="records counted (every attempt is one)")
+    by_result: dict[str, Count] = Field(
+        description="records by `result`: completed, failed, cancelled, pending")
+    by_sip_code: dict[str, Count] = Field(
+        description="records by `disconnect_cause_code`; `none` for no SIP code")
+    answered: Count
+    ended: Count = Field(description="records whose call has ended")
+    answer_rate: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        description="answered / ended, 4 decimals; null before any call ended")
+    mean_duration: Annotated[float, Field(ge=0)] | None = Field(
+        description="mean `duration` of the answered records, in seconds; null if none")
+
+
+class ReportSummary(Envelope):
+    """Totals over the report's records (or those the filters select), counted in SQL."""
+
+    report_status: Literal["pending", "ready"]
+    progress: Progress
+    summary: SummaryCounts
 
 
 class Cancelled(Envelope):
@@ -152,7 +178,7 @@ class ErrorBody(BaseModel):
 
 
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
-    Accepted, RequestStatus, CallStatus, Report, Cancelled, MediaUploaded, Health, Ready,
-    MonitorSnapshot,
+    Accepted, RequestStatus, CallStatus, Report, ReportSummary, Cancelled, MediaUploaded,
+    Health, Ready, MonitorSnapshot,
     ErrorBody,
 )

@@ -20,6 +20,7 @@ from app.api.envelope import ApiError, not_found, ok, read_json
 from app.api.models import LIMIT_ERROR_NAMES, PlayRequest
 from app.api.openapi import openapi_document
 from app.api.records import call_record, progress_object
+from app.api.report_resources import add_report_routes
 from app.domain.broadcasts import IdempotencyConflict
 from app.domain.dial_target import is_phone_number, route_of
 from app.services.cancellation import Cancellation
@@ -170,19 +171,6 @@ async def call_or_request_status(request: web.Request) -> web.Response:
     return ok({"record": call_record(call)}, request_id=item_id)
 
 
-async def report(request: web.Request) -> web.Response:
-    report_id = _uuid_or_404(request.match_info["report_id"], "report")
-    found = await request.app[QUERIES].report(report_id, request[TENANT])
-    if found is None:
-        raise not_found("report")
-    if not found.progress.finished:
-        return ok({"report_status": "pending", "progress": progress_object(found.progress),
-                   "records": []}, request_id=report_id)
-    return ok({"report_status": "ready", "progress": progress_object(found.progress),
-               "records": [call_record(call) for call in found.calls]},
-              request_id=report_id)
-
-
 async def upload_media(request: web.Request) -> web.Response:
     """`POST /media`: a recording in the body (WAV, MP3, OGG, FLAC); play it as `media:<id>`."""
     limit = request.app[UPLOAD_LIMIT]
@@ -250,5 +238,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/media", upload_media)
     app.router.add_post("/voice/call/play", submit_play)
     app.router.add_get("/voice/call/status/{id}", call_or_request_status)
-    app.router.add_get("/report/{report_id}", report)
-    app.router.add_get("/reports/{report_id}", report)
+    add_report_routes(app, QUERIES)

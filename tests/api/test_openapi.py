@@ -158,7 +158,8 @@ def test_operations_security_and_statuses(document):
     operations = {(path, method): operation for path, method, operation in _operations(document)}
     assert set(operations) == {
         ("/voice/call/play", "post"), ("/voice/call/status/{id}", "get"),
-        ("/report/{report_id}", "get"), ("/voice/call/{request_id}", "delete"),
+        ("/report/{report_id}", "get"), ("/report/{report_id}/summary", "get"),
+        ("/voice/call/{request_id}", "delete"),
         ("/media", "post"), ("/monitor", "get"), ("/health", "get"), ("/ready", "get"),
         ("/openapi.json", "get"), ("/docs", "get")}
     assert document["components"]["securitySchemes"]["bearerAuth"] == {
