@@ -22,7 +22,7 @@ from app.api.openapi import openapi_document
 from app.api.records import call_record, progress_object
 from app.api.report_resources import add_report_routes
 from app.domain.broadcasts import IdempotencyConflict
-from app.domain.dial_target import is_phone_number, route_of
+from app.domain.dial_target import has_ipv6_host, is_phone_number
 from app.services.cancellation import Cancellation
 from app.services.intake import Intake
 from app.services.media_library import MediaLibrary
@@ -85,10 +85,12 @@ async def submit_play(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "body: must be a JSON object")
+    idempotency = _idempotency(request, body)
     try:
         play = PlayRequest.model_validate(body, context=request.app[LIMITS])
     except ValidationError as error:
         raise validation_error(error) from error
+    del body  # the validated request holds what is needed; 100k parsed recipients go now
     tenant = request[TENANT]
     missing = play.missing_variables()
     if missing:  # well-formed, but these recipients cannot be spoken to: 422, like bad media
@@ -104,7 +106,7 @@ async def submit_play(request: web.Request) -> web.Response:
             caller=play.caller,
             playlist=[item.model_dump(exclude_none=True) for item in play.playlist],
             retry=play.retry.model_dump() if play.retry is not None else None,
-            idempotency=_idempotency(request, body))
+            idempotency=idempotency)
     except MediaProblem as problem:
         raise ApiError(422, "media_unusable", str(problem),
                        [{"field": problem.field, "message": problem.message}]) from problem
@@ -127,13 +129,15 @@ def _idempotency(request: web.Request, body: dict[str, Any]) -> tuple[str, str] 
 def _check_reachable(request: web.Request, play: PlayRequest) -> None:
     """Refuse now what this service could not dial: phone numbers without a trunk, IPv6
     addresses without IPv6 transports."""
+    if request.app[TRUNK_HOST] and request.app[IPV6_ENABLED]:
+        return  # every accepted target is reachable
     prefix = "recipients[{}].to" if play.recipients is not None else "to"
     for position, target in enumerate(play.targets()):
         message = None
         if is_phone_number(target):
             if not request.app[TRUNK_HOST]:
                 message = "phone numbers need a SIP trunk, and none is configured"
-        elif route_of(target).ipv6 and not request.app[IPV6_ENABLED]:
+        elif not request.app[IPV6_ENABLED] and has_ipv6_host(target):
             message = "IPv6 addresses are not enabled on this service"
         if message is not None:
             field = prefix.format(position)

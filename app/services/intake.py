@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,20 @@ from app.domain.broadcasts import NewBroadcast, NewCall
 from app.services.playlist_media import PlaylistMedia
 
 log = logging.getLogger(__name__)
+ID_BLOCK = 1024
+_VARIANT = "89ab"
+
+
+def fresh_ids() -> Iterator[str]:
+    """Random (version 4) UUIDs as uuid4() writes them, their randomness read a block at a
+    time: 100k recipients cost a tenth of uuid4()'s system call and objects per id."""
+    while True:
+        block = os.urandom(16 * ID_BLOCK).hex()
+        for start in range(0, len(block), 32):
+            h = block[start:start + 32]
+            # Version 4 in the 13th digit; the variant (10xx) in the 17th.
+            yield (f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-"
+                   f"{h[20:]}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +80,11 @@ class Intake:
             if earlier is not None:
                 return Accepted(earlier.id, earlier.report_id)
         await self._check_media(playlist)
+        ids = fresh_ids()
         broadcast = NewBroadcast(
             id=str(uuid.uuid4()), report_id=str(uuid.uuid4()), tenant=tenant, caller=caller,
             playlist=playlist, created_at=datetime.now(UTC).replace(microsecond=0),
-            calls=[NewCall(str(uuid.uuid4()), target, variables)
-                   for target, variables in recipients],
+            calls=[NewCall(next(ids), target, variables) for target, variables in recipients],
             retry=retry, idempotency=idempotency)
         stored = await self._store.add_broadcast(broadcast)
         if stored.id != broadcast.id:  # lost an idempotency race: answer as the winner did

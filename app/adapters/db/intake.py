@@ -2,13 +2,43 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from collections.abc import Iterable
+from datetime import datetime
+from itertools import islice
+from typing import cast
+
+from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+)
 
 from app.adapters.db.rows import SUMMARY_COLUMNS, summary_of
 from app.adapters.db.tables import BroadcastRow, CallRow, IdempotencyRow
-from app.domain.broadcasts import BroadcastSummary, IdempotencyConflict, NewBroadcast
+from app.domain.broadcasts import BroadcastSummary, IdempotencyConflict, NewBroadcast, NewCall
+
+INSERT_CHUNK = 5000
+_CALLS = cast(Table, CallRow.__table__)
+
+
+async def insert_calls(connection: AsyncConnection, broadcast_id: str, at: datetime,
+                       calls: Iterable[tuple[int, NewCall]]) -> None:
+    """Queue these (position, call) rows: a Core `executemany` a chunk at a time, so the rows'
+    parameters never all exist at once and no ORM bookkeeping is paid per row."""
+    rows = iter(calls)
+    while chunk := list(islice(rows, INSERT_CHUNK)):
+        # A chunk without variables leaves the column NULL rather than encoding JSON null.
+        personal = any(call.variables is not None for _, call in chunk)
+        # What every row shares is given once, in the statement.
+        statement = insert(_CALLS).values(broadcast_id=broadcast_id, state="queued",
+                                          request_time=at)
+        await connection.execute(statement, [
+            {"id": call.id, "position": position, "target": call.target,
+             **({"variables": call.variables} if personal else {})}
+            for position, call in chunk])
 
 
 class IntakeStore:
@@ -30,12 +60,8 @@ class IntakeStore:
                         return earlier
                     self._add(session, new)
                     await session.flush()
-                    await session.execute(insert(CallRow), [
-                        {"id": call.id, "broadcast_id": new.id, "position": position,
-                         "target": call.target, "variables": call.variables,
-                         "state": "queued", "request_time": new.created_at}
-                        for position, call in enumerate(new.calls)
-                    ])
+                    await insert_calls(await session.connection(), new.id, new.created_at,
+                                       enumerate(new.calls))
                 return BroadcastSummary(new.id, new.report_id, new.tenant, new.caller,
                                         new.created_at, len(new.calls), "pending", None)
             except IntegrityError:
