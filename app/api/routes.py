@@ -15,16 +15,18 @@ from pydantic import ValidationError
 from app.adapters.db.uploads import UploadStore
 from app.adapters.media.audio_conversion import UnsupportedAudio
 from app.api.auth import OPEN_TENANT, TENANT
+from app.api.bulk_upload import NDJSON_TYPES, BulkUpload
 from app.api.docs_page import add_docs_routes
 from app.api.envelope import ApiError, not_found, ok, read_json
-from app.api.models import LIMIT_ERROR_NAMES, PlayRequest
+from app.api.models import LIMIT_ERROR_NAMES, BroadcastSettings, PlayRequest
 from app.api.openapi import openapi_document
 from app.api.records import call_record, progress_object
 from app.api.report_resources import add_report_routes
+from app.api.validation import problems_of
 from app.domain.broadcasts import IdempotencyConflict
 from app.domain.dial_target import has_ipv6_host, is_phone_number
 from app.services.cancellation import Cancellation
-from app.services.intake import Intake
+from app.services.intake import BULK_UPLOAD_SECONDS, Intake
 from app.services.media_library import MediaLibrary
 from app.services.monitoring import Monitoring
 from app.services.playlist_media import MediaProblem
@@ -45,30 +47,11 @@ OPERATORS = web.AppKey("operators", frozenset[str])
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 
 
-# Parts of pydantic's error locations that name its machinery, not the client's fields.
-_INTERNAL_LOCATIONS = frozenset({"play-item", "say-item", "pause-item",
-                                 "function-after[_sip_uri()]",
-                                 "function-after[_caller_id()]"})
-
-
-def _field_path(location: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in location:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "body"
-
-
 def validation_error(error: ValidationError) -> ApiError:
     """One 400 listing every field at fault; a limit breach names itself in `error`."""
-    details = []
-    name = "invalid_request"
-    for problem in error.errors(include_url=False, include_input=False):
-        location = tuple(part for part in problem["loc"]
-                         if not (isinstance(part, str) and part in _INTERNAL_LOCATIONS))
-        message = problem["msg"].removeprefix("Value error, ")
-        details.append({"field": _field_path(location), "message": message})
-        if problem["type"] in LIMIT_ERROR_NAMES and name == "invalid_request":
-            name = problem["type"]
+    details = [{"field": field, "message": message} for field, message in problems_of(error)]
+    name = next((problem["type"] for problem in error.errors(include_url=False)
+                 if problem["type"] in LIMIT_ERROR_NAMES), "invalid_request")
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
     more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
     return ApiError(400, name, summary + more, details)
@@ -115,6 +98,44 @@ async def submit_play(request: web.Request) -> web.Response:
     return ok({}, request_id=accepted.request_id)
 
 
+async def submit_bulk(request: web.Request) -> web.Response:
+    """`POST /voice/call/play/bulk`: NDJSON, line 1 the broadcast's settings, then one
+    recipient a line, stored a chunk at a time; one bad line refuses the whole upload."""
+    if request.content_type not in NDJSON_TYPES:
+        raise ApiError(415, "unsupported_media_type",
+                       "send the upload as application/x-ndjson (one JSON object a line)")
+    if "Idempotency-Key" in request.headers:
+        raise ApiError(400, "invalid_request",
+                       "Idempotency-Key: not supported for bulk uploads; a refused upload "
+                       "stores nothing, so send it again")
+    upload = BulkUpload(request.content,
+                        max_recipients=request.app[LIMITS]["max_bulk_recipients"],
+                        unreachable=lambda target: _unreachable(request, target))
+    try:
+        async with asyncio.timeout(BULK_UPLOAD_SECONDS):
+            settings = await upload.settings()
+            await _check_uploads(request, settings, request[TENANT])
+            accepted = await request.app[INTAKE].submit_stream(
+                tenant=request[TENANT], caller=settings.caller,
+                playlist=[item.model_dump(exclude_none=True) for item in settings.playlist],
+                retry=settings.retry.model_dump() if settings.retry is not None else None,
+                recipients=upload.recipients())
+    except MediaProblem as problem:
+        await upload.finish()
+        raise ApiError(422, "media_unusable", f"line 1: {problem}",
+                       [{"field": f"line 1: {problem.field}",
+                         "message": problem.message}]) from problem
+    except ApiError:
+        await upload.finish()
+        raise
+    except TimeoutError as error:
+        raise ApiError(408, "upload_timeout", f"the upload took longer than "
+                       f"{BULK_UPLOAD_SECONDS} s; nothing was stored") from error
+    finally:
+        await request.app[INTAKE].discard_abandoned_uploads()
+    return ok({"recipients": accepted.recipients}, request_id=accepted.request_id)
+
+
 def _idempotency(request: web.Request, body: dict[str, Any]) -> tuple[str, str] | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -126,6 +147,16 @@ def _idempotency(request: web.Request, body: dict[str, Any]) -> tuple[str, str] 
     return key, hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _unreachable(request: web.Request, target: str) -> str | None:
+    """Why this service could not dial an accepted target, or None."""
+    if is_phone_number(target):
+        if not request.app[TRUNK_HOST]:
+            return "phone numbers need a SIP trunk, and none is configured"
+    elif not request.app[IPV6_ENABLED] and has_ipv6_host(target):
+        return "IPv6 addresses are not enabled on this service"
+    return None
+
+
 def _check_reachable(request: web.Request, play: PlayRequest) -> None:
     """Refuse now what this service could not dial: phone numbers without a trunk, IPv6
     addresses without IPv6 transports."""
@@ -133,19 +164,14 @@ def _check_reachable(request: web.Request, play: PlayRequest) -> None:
         return  # every accepted target is reachable
     prefix = "recipients[{}].to" if play.recipients is not None else "to"
     for position, target in enumerate(play.targets()):
-        message = None
-        if is_phone_number(target):
-            if not request.app[TRUNK_HOST]:
-                message = "phone numbers need a SIP trunk, and none is configured"
-        elif not request.app[IPV6_ENABLED] and has_ipv6_host(target):
-            message = "IPv6 addresses are not enabled on this service"
+        message = _unreachable(request, target)
         if message is not None:
             field = prefix.format(position)
             raise ApiError(400, "invalid_request", f"{field}: {message}",
                            [{"field": field, "message": message}])
 
 
-async def _check_uploads(request: web.Request, play: PlayRequest, tenant: str) -> None:
+async def _check_uploads(request: web.Request, play: BroadcastSettings, tenant: str) -> None:
     """`media:<id>` must name one of the caller's own uploads."""
     store = request.app[UPLOADS]
     for index, item in enumerate(play.playlist):
@@ -241,5 +267,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/voice/call/{request_id:[0-9A-Fa-f-]{32,36}}", cancel)
     app.router.add_post("/media", upload_media)
     app.router.add_post("/voice/call/play", submit_play)
+    app.router.add_post("/voice/call/play/bulk", submit_bulk)
     app.router.add_get("/voice/call/status/{id}", call_or_request_status)
     add_report_routes(app, QUERIES)

@@ -6,9 +6,9 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.adapters.db.intake import IntakeStore
@@ -17,6 +17,7 @@ from app.services.playlist_media import PlaylistMedia
 
 log = logging.getLogger(__name__)
 ID_BLOCK = 1024
+BULK_UPLOAD_SECONDS = 3600  # the longest a bulk upload may take; the handler enforces it
 _VARIANT = "89ab"
 
 
@@ -36,6 +37,7 @@ def fresh_ids() -> Iterator[str]:
 class Accepted:
     request_id: str
     report_id: str
+    recipients: int = 0
 
 
 class Intake:
@@ -65,6 +67,44 @@ class Intake:
         for check in self._checks:
             check.cancel()
         await asyncio.gather(*self._checks, return_exceptions=True)
+
+    async def submit_stream(self, *, tenant: str, caller: str, playlist: list[dict[str, Any]],
+                            retry: dict[str, Any] | None,
+                            recipients: AsyncIterator[list[tuple[str, dict[str, str] | None]]]
+                            ) -> Accepted:
+        """A bulk upload: recipients stored a chunk at a time as they arrive, the broadcast
+        hidden until the last one is in. Whatever `recipients` raises (a bad line, the client
+        gone) removes what was stored, and nothing of it was ever visible or dialled."""
+        await self._check_media(playlist)
+        created_at = datetime.now(UTC).replace(microsecond=0)
+        broadcast = NewBroadcast(
+            id=str(uuid.uuid4()), report_id=str(uuid.uuid4()), tenant=tenant, caller=caller,
+            playlist=playlist, created_at=created_at, calls=[], retry=retry)
+        await self._store.begin_upload(broadcast)
+        total = 0
+        ids = fresh_ids()
+        try:
+            async for chunk in recipients:
+                await self._store.add_calls(broadcast.id, created_at, total, [
+                    NewCall(next(ids), target, variables) for target, variables in chunk])
+                total += len(chunk)
+            await self._store.finish_upload(broadcast.id, total)
+        except BaseException:
+            # Shielded: a cancelled upload is still removed.
+            await asyncio.shield(self._store.discard_upload(broadcast.id))
+            raise
+        log.info("broadcast %s accepted for tenant %s: %d recipients (bulk), %d playlist "
+                 "items%s", broadcast.id, tenant, total, len(playlist),
+                 ", with retries" if retry else "")
+        self._on_accepted()
+        return Accepted(broadcast.id, broadcast.report_id, total)
+
+    async def discard_abandoned_uploads(self) -> None:
+        """Uploads a crash cut short: older than an upload may last, so nobody adds to them."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=BULK_UPLOAD_SECONDS)
+        discarded = await self._store.discard_abandoned_uploads(cutoff)
+        if discarded:
+            log.warning("removed %d bulk uploads a crash left unfinished", discarded)
 
     async def submit(self, *, tenant: str, recipients: list[tuple[str, dict[str, str] | None]],
                      caller: str, playlist: list[dict[str, Any]],

@@ -15,6 +15,7 @@ from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.adapters.db.intake import UPLOADING
 from app.adapters.db.rows import SUMMARY_COLUMNS, summary_of, utc
 from app.adapters.db.tables import BroadcastRow, CallRow
 from app.domain.broadcasts import IN_FLIGHT_STATES, BroadcastSummary, CallRecord, Progress
@@ -99,7 +100,8 @@ class ReportReads:
                        tenant: str) -> BroadcastSummary | None:
         async with self._reader.connect() as connection:
             row = (await connection.execute(
-                select(*SUMMARY_COLUMNS).where(which, BroadcastRow.tenant == tenant))).first()
+                select(*SUMMARY_COLUMNS).where(which, BroadcastRow.tenant == tenant,
+                                               BroadcastRow.media_state != UPLOADING))).first()
             return None if row is None else summary_of(row)
 
     async def progress(self, broadcast_id: str) -> Progress:
