@@ -65,6 +65,11 @@ BUSY_RECORD: dict[str, Any] = {
 }
 
 ACCEPTED = _envelope(REQUEST_ID)
+BULK_UPLOAD = (
+    '{"from": "acme", "playlist": [{"say": "Hello {name}, this is Acme."}]}\n'
+    '{"to": "sip:123456@192.0.2.10:5060", "variables": {"name": "Alice"}}\n'
+    '{"to": "+15551234567", "variables": {"name": "Bob"}}\n')
+BULK_ACCEPTED = _envelope(REQUEST_ID, recipients=2)
 REQUEST_STATUS = _envelope(REQUEST_ID, report={
     "id": REPORT_ID, "location": "/reports", "status": "pending", "progress": PROGRESS_PENDING})
 CALL_STATUS = _envelope(CALL_ID, record=ANSWERED_RECORD)
@@ -110,6 +115,20 @@ INVALID_TARGET = error(
 UNAUTHORIZED = error(401, "unauthorized", "the API key is unknown or revoked")
 NOT_FOUND = error(404, "not_found", "no request or call with that id")
 REPORT_NOT_FOUND = error(404, "not_found", "no report with that id")
+INVALID_UPLOAD = error(
+    422, "invalid_upload", "line 3: to: must be a SIP URI like sip:alice@192.0.2.10:5060; "
+    "line 9: not a JSON object",
+    [{"field": "line 3: to", "message": "must be a SIP URI like sip:alice@192.0.2.10:5060"},
+     {"field": "line 9", "message": "not a JSON object"}])
+BULK_MEDIA_UNUSABLE = error(
+    422, "media_unusable", "line 1: playlist[0].play: the URL answered 404",
+    [{"field": "line 1: playlist[0].play", "message": "the URL answered 404"}])
+TOO_MANY_IN_UPLOAD = error(400, "too_many_recipients",
+                           "line 1000002: at most 1000000 recipients are allowed in one upload")
+UPLOAD_TIMEOUT = error(408, "upload_timeout",
+                       "the upload took longer than 3600 s; nothing was stored")
+NOT_NDJSON = error(415, "unsupported_media_type",
+                   "send the upload as application/x-ndjson (one JSON object a line)")
 INVALID_QUERY = error(400, "invalid_query", "limit: must be a whole number from 1 to 10000",
                       [{"field": "limit", "message": "must be a whole number from 1 to 10000"}])
 REPORT_PENDING_EXPORT = error(409, "report_pending",

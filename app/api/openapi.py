@@ -139,6 +139,15 @@ _LINKS_FROM_STATUS = {
 }
 
 
+NDJSON = "application/x-ndjson"
+BULK_DESCRIPTION = (
+    "NDJSON, one JSON object a line: line 1 is the broadcast without recipients (`from`, "
+    "`playlist`, `retry`, as in POST /voice/call/play), every further line one recipient "
+    "(`to`, `variables`). Lines are checked and stored a chunk at a time as they arrive, so "
+    "memory stays flat; the broadcast is dialled only once the last line is in. One bad line "
+    "refuses the whole upload and nothing is stored; the answer lists up to 20 problems, each "
+    "naming its line and field. No Idempotency-Key: a refused upload stored nothing, so "
+    "send it again.")
 REPORT_DESCRIPTION = (
     "`records` stays empty until every call has ended. The answer is streamed from a "
     "database cursor: parameters are checked and the cursor opened before the status line, "
@@ -221,6 +230,30 @@ def _paths() -> dict[str, Any]:
                              "`missing_variables`)", _ref("ErrorBody"),
                              media_unusable=x.MEDIA_UNUSABLE,
                              missing_variables=x.MISSING_VARIABLES),
+            },
+        }},
+        "/voice/call/play/bulk": {"post": {
+            "operationId": "play_bulk",
+            "summary": "Start a broadcast of up to a million recipients, streamed",
+            "description": BULK_DESCRIPTION,
+            "requestBody": {"required": True, "content": {NDJSON: {
+                "schema": {"type": "string", "format": "binary"},
+                "example": x.BULK_UPLOAD}}},
+            "responses": {
+                "200": {**_json("every recipient is stored", _ref("BulkAccepted"),
+                                x.BULK_ACCEPTED), "links": _LINKS_FROM_PLAY},
+                "400": _error("more recipients than VOXCAST_MAX_BULK_RECIPIENTS (error "
+                              "`too_many_recipients`), or an Idempotency-Key",
+                              x.TOO_MANY_IN_UPLOAD),
+                "401": unauthorized,
+                "408": _error("the upload took too long; error `upload_timeout`",
+                              x.UPLOAD_TIMEOUT),
+                "415": _error("not application/x-ndjson", x.NOT_NDJSON),
+                "422": _json("lines that cannot be used, each named by line and field (error "
+                             "`invalid_upload`), or unusable media (`media_unusable`); "
+                             "nothing is stored", _ref("ErrorBody"),
+                             invalid_upload=x.INVALID_UPLOAD,
+                             media_unusable=x.BULK_MEDIA_UNUSABLE),
             },
         }},
         "/voice/call/status/{id}": {"get": {

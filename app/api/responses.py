@@ -84,6 +84,12 @@ class Accepted(Envelope):
     """The broadcast is stored; `request_id` names it."""
 
 
+class BulkAccepted(Envelope):
+    """The upload is stored, every recipient of it; `request_id` names the broadcast."""
+
+    recipients: Count = Field(description="recipients stored")
+
+
 class RequestStatus(Envelope):
     """A request's progress and where its report is."""
 
@@ -178,7 +184,7 @@ class ErrorBody(BaseModel):
 
 
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
-    Accepted, RequestStatus, CallStatus, Report, ReportSummary, Cancelled, MediaUploaded,
-    Health, Ready, MonitorSnapshot,
+    Accepted, BulkAccepted, RequestStatus, CallStatus, Report, ReportSummary, Cancelled,
+    MediaUploaded, Health, Ready, MonitorSnapshot,
     ErrorBody,
 )

@@ -157,7 +157,8 @@ def test_call_record_optional_times(document):
 def test_operations_security_and_statuses(document):
     operations = {(path, method): operation for path, method, operation in _operations(document)}
     assert set(operations) == {
-        ("/voice/call/play", "post"), ("/voice/call/status/{id}", "get"),
+        ("/voice/call/play", "post"), ("/voice/call/play/bulk", "post"),
+        ("/voice/call/status/{id}", "get"),
         ("/report/{report_id}", "get"), ("/report/{report_id}/summary", "get"),
         ("/voice/call/{request_id}", "delete"),
         ("/media", "post"), ("/monitor", "get"), ("/health", "get"), ("/ready", "get"),
