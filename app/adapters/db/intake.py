@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from itertools import islice
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, insert, literal, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -30,14 +30,19 @@ async def insert_calls(connection: AsyncConnection, broadcast_id: str, at: datet
                        calls: Iterable[tuple[int, NewCall]]) -> None:
     """Queue these (position, call) rows: a Core `executemany` a chunk at a time, so the rows'
     parameters never all exist at once and no ORM bookkeeping is paid per row."""
+    # What every row shares is written into the statement once, as SQL literals of our own
+    # values (rendered and quoted by the dialect): executemany then processes only the
+    # per-row parameters.
+    shared: dict[str, Any] = {name: literal_column(str(
+        literal(value, _CALLS.c[name].type).compile(
+            dialect=connection.dialect, compile_kwargs={"literal_binds": True})))
+        for name, value in (("broadcast_id", broadcast_id), ("state", "queued"),
+                            ("request_time", at))}
     rows = iter(calls)
     while chunk := list(islice(rows, INSERT_CHUNK)):
         # A chunk without variables leaves the column NULL rather than encoding JSON null.
         personal = any(call.variables is not None for _, call in chunk)
-        # What every row shares is given once, in the statement.
-        statement = insert(_CALLS).values(broadcast_id=broadcast_id, state="queued",
-                                          request_time=at)
-        await connection.execute(statement, [
+        await connection.execute(insert(_CALLS).values(**shared), [
             {"id": call.id, "position": position, "target": call.target,
              **({"variables": call.variables} if personal else {})}
             for position, call in chunk])
