@@ -1,4 +1,5 @@
-"""Command line: `python -m app {run,serve,render-asterisk,demo,keys,db,healthcheck,asterisk-cli}`.
+"""Command line: `python -m app {run,serve,render-asterisk,demo,keys,db,trunks,healthcheck,
+asterisk-cli}`.
 
 The only place that reads the process environment.
 """
@@ -22,11 +23,13 @@ from app.adapters.db.schema import (
     bring_to_head,
     current_state,
 )
+from app.domain.trunks import TrunkFileError
 from app.media_plane.asterisk_process import (
     CONSOLE_LOG_NAME,
     AsteriskStartError,
     asterisk_console_command,
 )
+from app.media_plane.rendering import trunks_of
 from app.media_plane.server_list import media_servers
 from app.runtime import (
     UnsafeBinding,
@@ -56,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     health = commands.add_parser("healthcheck", help="exit 0 when Asterisk's ARI (asterisk) or "
                                                      "the API's /ready (service) answers")
     health.add_argument("what", choices=("asterisk", "service"))
+    trunk_command = commands.add_parser("trunks", help="SIP trunks: reload the trunks file")
+    trunk_commands = trunk_command.add_subparsers(dest="trunks_command", required=True)
+    trunk_commands.add_parser("reload", help="check VOXCAST_TRUNKS_FILE, then have the running "
+                                             "service reload it without a restart")
     commands.add_parser("asterisk-cli",
                         help="open the CLI of this instance's running Asterisk (asterisk -r)")
     database = commands.add_parser("db", help="the database schema: upgrade, current")
@@ -87,6 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         command = asterisk_console_command(layout_of(settings))
         print(shlex.join(command), file=sys.stderr, flush=True)
         os.execv(command[0], command)  # noqa: S606 - this command's whole job is that program
+    if arguments.command == "trunks":
+        from app.trunk_admin import reload_trunks
+
+        return reload_trunks(settings)
+    try:
+        trunks_of(settings)  # a bad trunks file stops here, naming trunk and key
+    except TrunkFileError as error:
+        print(f"bad trunks file: {error}", file=sys.stderr)
+        return 2
     if arguments.command == "db":
         return asyncio.run(manage_schema(settings, upgrade=arguments.db_command == "upgrade"))
     if arguments.command == "render-asterisk":

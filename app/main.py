@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from app.adapters.ami.monitor import AmiMonitor
+from app.adapters.ami.trunk_health import TrunkHealth
 from app.adapters.ari.routing import ChannelEventRouter
 from app.adapters.db.api_keys import parse_configured_keys
 from app.adapters.db.store import Store
@@ -18,6 +19,7 @@ from app.adapters.media.address_policy import AddressPolicy, parse_networks
 from app.adapters.media.fetcher import MediaFetcher
 from app.adapters.tts.engine import SpeechChain, build_engines
 from app.api.auth import AUTHENTICATOR, Authenticator, auth_middleware
+from app.api.broadcast_list import FINDER
 from app.api.envelope import ApiError, error_middleware, ok
 from app.api.routes import (
     CANCELLATION,
@@ -29,13 +31,17 @@ from app.api.routes import (
     OPERATORS,
     QUERIES,
     TRUNK_HOST,
+    TRUNKS,
     UPLOAD_LIMIT,
     UPLOADS,
     add_routes,
 )
+from app.domain.trunks import TrunkTable
 from app.media_plane.layout import AsteriskLayout
+from app.media_plane.rendering import render_trunks, trunks_of
 from app.media_plane.server_list import media_servers
 from app.media_plane.supervisor import AsteriskSupervisor
+from app.services.broadcast_finder import BroadcastFinder
 from app.services.cancellation import Cancellation
 from app.services.dialer import Dialer, DialerLimits
 from app.services.intake import Intake
@@ -46,6 +52,7 @@ from app.services.monitoring import Monitoring
 from app.services.playlist_media import PlaylistMedia
 from app.services.reports import ReportQueries
 from app.services.speech import Speech
+from app.services.trunks import TrunkService
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -108,13 +115,17 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                for config in media_servers(settings)]
     for server in servers:
         await server.open()
+    monitor = AmiMonitor(host="127.0.0.1", port=settings.ami_port, user=settings.ami_user,
+                         password=settings.ami_password.value)
+    trunks = _trunk_service(settings, monitor, servers)
     dialer = Dialer(
         queue=store.queue, writes=store.calls, servers=servers, router=router,
         limits=DialerLimits(settings.calls_per_second, settings.max_concurrent_calls,
                             settings.ring_timeout, settings.max_call_seconds,
                             settings.trunk_host or None),
         node_id=settings.node_id, sip_endpoint=settings.sip_endpoint,
-        ari_app=settings.ari_app, capacity_shared=settings.media_servers_file is not None)
+        ari_app=settings.ari_app, capacity_shared=settings.media_servers_file is not None,
+        trunks=trunks)
     media = MediaPreparation(store.media, playlist_media, on_ready=dialer.wake)
 
     def accepted() -> None:
@@ -125,8 +136,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[UPLOADS] = store.uploads
     app[DIALER] = dialer
     app[CANCELLATION] = Cancellation(store.reports, store.queue, dialer)
-    monitor = AmiMonitor(host="127.0.0.1", port=settings.ami_port, user=settings.ami_user,
-                         password=settings.ami_password.value)
+    app[TRUNKS] = trunks
     if settings.ami_password.value:
         monitor.start()
     app[MONITOR] = Monitoring(monitor, dialer, router, app[SUPERVISOR])
@@ -139,6 +149,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[SPEECH] = speech
     app[LIBRARY] = library
     app[QUERIES] = ReportQueries(store.reports)
+    app[FINDER] = BroadcastFinder(store.broadcasts)
 
     dialing = _owned(_restarting(dialer.run, "dialer"), "dialer")
     helpers = [*(_owned(server.events.run(), f"ari-events-{server.name}")
@@ -158,11 +169,29 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
         await intake.close()
+        await trunks.close()
         monitor.close()
         await fetcher.close()
         for server in servers:
             await server.close()
         await store.close()
+
+
+def _trunk_service(settings: Settings, monitor: AmiMonitor,
+                   servers: list[MediaServer]) -> TrunkService:
+    """The trunks file's trunks, their health over AMI, and how to reload them: render the
+    trunk files again, then have every media server reload PJSIP (no restart, no call cut)."""
+    health = TrunkHealth(monitor) if settings.ami_password.value else None
+
+    async def reload() -> TrunkTable:
+        table = await asyncio.to_thread(trunks_of, settings)  # a bad file stops here
+        await asyncio.to_thread(render_trunks, settings, table)
+        for server in servers:
+            await server.ari.reload_module("res_pjsip.so")
+        return table
+
+    return TrunkService(trunks_of(settings), health,
+                        reload if settings.trunks_file is not None else None)
 
 
 RESTART_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)

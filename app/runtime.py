@@ -10,6 +10,7 @@ import asyncio
 import errno
 import ipaddress
 import logging
+import os
 import shlex
 import signal
 from collections.abc import AsyncIterator
@@ -18,18 +19,21 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from app.adapters.db.store import Store
+from app.api.routes import TRUNKS
 from app.atomic_file import write_atomically
+from app.domain.trunks import TrunkFileError
 from app.main import create_app
 from app.media_plane.asterisk_process import (
     CONSOLE_LOG_NAME,
     AsteriskProcess,
     asterisk_console_command,
 )
-from app.media_plane.config import AsteriskConfigValues, render_asterisk_config
-from app.media_plane.layout import AsteriskLayout, find_module_dir
+from app.media_plane.config import render_asterisk_config
+from app.media_plane.layout import AsteriskLayout
+from app.media_plane.rendering import config_values, trunks_of
+from app.media_plane.rendering import layout_of as layout_of  # used by the commands, tests
 from app.media_plane.secrets import load_or_create_secrets
 from app.media_plane.supervisor import AriAccess, AsteriskSupervisor
-from app.media_plane.tls import place_tls_files
 from app.settings import Secret, Settings
 from app.startup_checks import (
     api_port,
@@ -54,31 +58,11 @@ def with_generated_secrets(settings: Settings) -> Settings:
         else Secret(secrets.ami_password))
 
 
-def layout_of(settings: Settings) -> AsteriskLayout:
-    return AsteriskLayout(root=settings.asterisk_root, instance_dir=settings.instance_dir)
-
-
 def render_media_plane(settings: Settings) -> AsteriskLayout:
     """Write this instance's Asterisk configuration (validated values, mode 0600)."""
     layout = layout_of(settings)
-    tls = place_tls_files(layout.instance_dir / "keys", cert=settings.tls_cert_file,
-                          key=settings.tls_key_file, far_end_ca=settings.tls_ca_file,
-                          addresses=[a for a in (settings.sip_address, settings.sip_address6)
-                                     if a])
-    values = AsteriskConfigValues(
-        instance_dir=layout.inside(layout.instance_dir),
-        http_port=settings.ari_http_port, sip_port=settings.sip_port,
-        ami_port=settings.ami_port, rtp_start=settings.rtp_start, rtp_end=settings.rtp_end,
-        ari_user=settings.ari_user, ari_password=settings.ari_password.value,
-        ami_user=settings.ami_user, ami_password=settings.ami_password.value,
-        sip_endpoint=settings.sip_endpoint, sip_address=settings.sip_address,
-        sip_address6=settings.sip_address6, sip_tls_port=settings.sip_tls_port,
-        tls_cert_file=layout.inside(tls.cert), tls_key_file=layout.inside(tls.key),
-        tls_ca_file=layout.inside(tls.far_end_ca) if tls.far_end_ca else "",
-        tls_verify_server=settings.tls_verify_server, rtp_timeout=settings.rtp_timeout,
-        dns_nameservers=settings.dns_nameserver_list,
-        module_dir=find_module_dir(settings.asterisk_root))
-    render_asterisk_config(values, layout.config_dir)
+    render_asterisk_config(config_values(settings, layout, trunks_of(settings)),
+                           layout.config_dir)
     return layout
 
 
@@ -184,9 +168,50 @@ async def serving(settings: Settings,
                 raise port_in_use(api_port(settings)) from error
             raise
         log.info("Voxcast API on http://%s:%d", settings.host, settings.port)
-        yield runner
+        async with reloading_trunks_on_sighup(runner.app, settings):
+            yield runner
     finally:
         await runner.cleanup()
+
+
+PID_FILE_NAME = "voxcast.pid"
+
+
+@asynccontextmanager
+async def reloading_trunks_on_sighup(app: web.Application,
+                                     settings: Settings) -> AsyncIterator[None]:
+    """SIGHUP (`python -m app trunks reload` sends it, to the pid in the runtime folder)
+    reloads the trunks file; a bad file is logged and the running trunks stay."""
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[None]] = set()
+
+    def requested() -> None:
+        task = loop.create_task(_reload_trunks(app), name="trunks-reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    pid_file = settings.runtime_dir / PID_FILE_NAME
+    write_atomically(pid_file, f"{os.getpid()}\n".encode(), mode=0o600)
+    loop.add_signal_handler(signal.SIGHUP, requested)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+        pid_file.unlink(missing_ok=True)
+        for task in reloads:
+            task.cancel()
+        await asyncio.gather(*reloads, return_exceptions=True)
+
+
+async def _reload_trunks(app: web.Application) -> None:
+    try:
+        table = await app[TRUNKS].reload()
+    except TrunkFileError as error:
+        log.error("trunks file refused, the running trunks stay: %s", error)
+    except Exception:
+        log.exception("trunks reload failed")
+    else:
+        log.info("trunks reload done: %d trunks", len(table.trunks))
 
 
 async def wait_for_stop_signal() -> None:

@@ -22,6 +22,7 @@ OTHER_NAMES = frozenset({
     "VOXCAST_URL", "VOXCAST_API_KEY", "VOXCAST_CONFIG",  # voxcast (app/cli)
     "VOXCAST_LOG_LEVEL",  # python -m app, before the settings are read
     "VOXCAST_TEST_POSTGRES",  # the store tests' PostgreSQL
+    "VOXCAST_SCREENSHOTS",  # where tests/e2e/test_dashboard.py saves its screenshots
 })
 
 
@@ -65,8 +66,13 @@ class Settings:
     media_servers_file: Path | None = None
     sip_endpoint: str = "voxcast-out"
     sip_address: str = "127.0.0.1"  # the address SIP and RTP use towards recipients
+    # Behind NAT (a container, a cloud VM): the public address SIP and SDP announce to far
+    # ends outside `local_nets` (comma-separated networks reached directly).
+    external_address: str = ""
+    local_nets: str = ""
     sip_address6: str = "::1"  # the same for IPv6 targets; empty: IPv6 targets are refused
     trunk_host: str = ""  # host[:port] that phone numbers (+E.164, tel:) are sent to
+    trunks_file: Path | None = None  # TOML of SIP trunks; replaces trunk_host when set
     sip_port: int = 5060  # UDP and TCP
     sip_tls_port: int = 5061
     tls_cert_file: Path | None = None  # Asterisk's TLS certificate; default: one made for dev
@@ -121,6 +127,10 @@ class Settings:
     @property
     def dns_nameserver_list(self) -> tuple[str, ...]:
         return tuple(name.strip() for name in self.dns_nameservers.split(",") if name.strip())
+
+    @property
+    def local_net_list(self) -> tuple[str, ...]:
+        return tuple(net.strip() for net in self.local_nets.split(",") if net.strip())
 
     @property
     def operator_tenant_names(self) -> tuple[str, ...]:
@@ -193,8 +203,17 @@ def _check(settings: Settings) -> list[str]:
         problems.append(f"VOXCAST_TTS_ENGINES names unknown engines: {sorted(unknown)}")
     if settings.trunk_host and not valid_trunk_host(settings.trunk_host):
         problems.append("VOXCAST_TRUNK_HOST must be host or host:port")
+    if settings.trunks_file is not None and settings.trunk_host:
+        problems.append("VOXCAST_TRUNK_HOST and VOXCAST_TRUNKS_FILE exclude each other: put "
+                        "the host in the trunks file")
     if not _ip_of_version(settings.sip_address, 4):
         problems.append("VOXCAST_SIP_ADDRESS must be an IPv4 address")
+    if settings.external_address and not _ip_of_version(settings.external_address, 4):
+        problems.append("VOXCAST_EXTERNAL_ADDRESS must be an IPv4 address (the public one)")
+    try:
+        parse_networks(settings.local_nets)
+    except ValueError as error:
+        problems.append(f"VOXCAST_LOCAL_NETS: {error}")
     if settings.sip_address6 and not _ip_of_version(settings.sip_address6, 6):
         problems.append("VOXCAST_SIP_ADDRESS6 must be an IPv6 address (or empty: no IPv6)")
     if (settings.tls_cert_file is None) != (settings.tls_key_file is None):

@@ -16,10 +16,11 @@ from aiohttp import web
 from app.adapters.db.api_keys import ApiKeyStore, key_hash
 from app.api.docs_page import is_docs_path
 from app.api.envelope import ApiError
+from app.dashboard.page import is_dashboard_path
 
 TENANT = web.RequestKey("tenant", str)
 OPEN_TENANT = "default"
-PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json"})  # and the docs page
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json"})  # and the docs, /ui pages
 _OPEN_MODE_RECHECK_SECONDS = 5.0
 
 
@@ -68,7 +69,8 @@ AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 async def auth_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    if request.path not in PUBLIC_PATHS and not is_docs_path(request.path):
+    if (request.path not in PUBLIC_PATHS and not is_docs_path(request.path)
+            and not is_dashboard_path(request.path)):
         authenticator = request.app[AUTHENTICATOR]
         request[TENANT] = await authenticator.tenant_for(request.headers.get("Authorization"))
     return await handler(request)

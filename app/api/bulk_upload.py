@@ -27,7 +27,9 @@ MAX_LISTED = 20
 DRAIN_BYTES = 1 << 30  # after a refusal, read at most this much more so the answer arrives
 
 _RECIPIENTS = TypeAdapter(list[Recipient])
-Target = tuple[str, dict[str, str] | None]
+Target = tuple[str, dict[str, str] | None, str | None]  # to, variables, trunk
+# (caller, recipient) -> (field, why) the deployment cannot dial it, or None
+RouteCheck = Callable[[str, Recipient], tuple[str, str] | None]
 
 
 def refused(details: list[dict[str, str]]) -> ApiError:
@@ -44,10 +46,11 @@ class BulkUpload:
     """One upload's lines: `settings()` reads line 1, then `recipients()` the rest."""
 
     def __init__(self, content: StreamReader, *, max_recipients: int,
-                 unreachable: Callable[[str], str | None]) -> None:
+                 unreachable: RouteCheck) -> None:
         self._content = content
         self._max = max_recipients
-        self._unreachable = unreachable  # a target's problem with this deployment, or None
+        self._unreachable = unreachable
+        self._caller = ""
         self._pending: list[bytes] = []  # complete lines read but not taken yet
         self._carry = b""
         self._line = 0  # number of the last line taken
@@ -100,6 +103,7 @@ class BulkUpload:
             raise refused([_problem(1, "" if field == "body" else field, message)
                            for field, message in problems_of(error)]) from error
         self._needed = settings.needed_variables()
+        self._caller = settings.caller
         return settings
 
     async def recipients(self) -> AsyncIterator[list[Target]]:
@@ -155,10 +159,10 @@ class BulkUpload:
         for number, recipient in zip(numbers, recipients, strict=True):
             for message in missing_of(recipient, self._needed):
                 problems.append((number, _problem(number, "variables", message)))
-            reason = self._unreachable(recipient.to)
-            if reason is not None:
-                problems.append((number, _problem(number, "to", reason)))
-            chunk.append((recipient.to, recipient.variables))
+            route = self._unreachable(self._caller, recipient)
+            if route is not None:
+                problems.append((number, _problem(number, *route)))
+            chunk.append((recipient.to, recipient.variables, recipient.trunk))
         return chunk
 
     async def _drain(self) -> None:

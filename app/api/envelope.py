@@ -48,7 +48,7 @@ ERROR_CODES = {
     "body_too_large": 1004, "media_unusable": 1005, "too_many_recipients": 1006,
     "too_many_items": 1007, "text_too_long": 1008, "idempotency_conflict": 1409,
     "unauthorized": 1401, "not_ready": 1503, "not_found": 1404, "method_not_allowed": 1405,
-    "internal_error": 1500, "missing_variables": 1009, "invalid_query": 1010,
+    "internal_error": 1500, "missing_variables": 1009,
     "report_pending": 1011, "invalid_upload": 1012, "upload_timeout": 1408,
 }
 

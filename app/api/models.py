@@ -31,6 +31,7 @@ from app.domain.dial_target import (
     validate_caller_id,
 )
 from app.domain.text_template import TEXT_PATTERN, TemplateError, placeholders
+from app.domain.trunks import NAME_PATTERN as TRUNK_NAME_PATTERN
 
 
 def _sip_uri(value: str) -> str:
@@ -75,11 +76,18 @@ LIMIT_ERROR_NAMES = frozenset({*LIMIT_ERRORS.values(), "text_too_long"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+# A trunk's name in VOXCAST_TRUNKS_FILE (app/domain/trunks.py: NAME_PATTERN).
+TrunkName = Annotated[str, Field(pattern=TRUNK_NAME_PATTERN, description=(
+    "the trunk to call this number through (its name in the trunks file); absent: the trunk "
+    "serving the number's longest prefix, failing over to the next"))]
+
+
 class Recipient(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     to: SipUri
     variables: Variables | None = None
+    trunk: TrunkName | None = None
 
 
 class PlayItem(BaseModel):
@@ -217,6 +225,7 @@ class PlayRequest(BroadcastSettings):
     recipients: list[Recipient] | None = None
     to: SipUri | None = None
     variables: Variables | None = None  # the one-recipient form's variables
+    trunk: TrunkName | None = None  # the one-recipient form's trunk
 
     _recipients_limit = field_validator("recipients", mode="before")(_within_limit)
 
@@ -232,7 +241,7 @@ class PlayRequest(BroadcastSettings):
         if self.recipients is not None:
             return self.recipients
         assert self.to is not None  # noqa: S101 - guaranteed by _one_form
-        return [Recipient(to=self.to, variables=self.variables)]
+        return [Recipient(to=self.to, variables=self.variables, trunk=self.trunk)]
 
     def targets(self) -> list[str]:
         return [recipient.to for recipient in self.all_recipients()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from importlib import metadata
 from typing import Any
 
@@ -9,9 +10,11 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from app.api import examples
+from app.api.broadcast_list import DEFAULT_LIMIT, MAX_LIMIT, UUID_PATTERN
 from app.api.models import PlayRequest
 from app.api.report_params import MAX_PAGE, MEDIA_TYPES, RESULT_PATTERN, SIP_CODE_PATTERN
 from app.api.responses import RESPONSE_MODELS
+from app.domain.broadcasts import BROADCAST_STATUSES
 from app.domain.dial_target import SIP_TARGET_PATTERN, TARGET_PATTERN
 from app.domain.report_query import CURSOR_PATTERN
 
@@ -21,11 +24,25 @@ UPLOAD_TYPES = ("audio/wav", "audio/mpeg", "audio/ogg", "audio/flac", "applicati
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 
 
+def _play_examples(trunk_names: tuple[str, ...]) -> dict[str, Any]:
+    """The request examples this deployment accepts: the trunk one names a configured trunk,
+    and is left out where there is none."""
+    chosen = {name: example for name, example in examples.PLAY_REQUESTS.items()
+              if name != "trunks"}
+    if trunk_names:
+        example = copy.deepcopy(examples.PLAY_REQUESTS["trunks"])
+        example["value"]["recipients"][1]["trunk"] = trunk_names[0]
+        chosen["trunks"] = example
+    return chosen
+
+
 def openapi_document(*, max_recipients: int, max_playlist_items: int, max_text_chars: int,
-                     phone_numbers: bool) -> dict[str, Any]:
+                     phone_numbers: bool, trunk_names: tuple[str, ...] = ()
+                     ) -> dict[str, Any]:
     """The service's OpenAPI 3.1.0 document, with the deployment's limits.
 
     `phone_numbers`: a trunk is configured, so E.164 targets are accepted as well as SIP URIs.
+    `trunk_names`: the trunks a recipient may name (none: no `trunk` field).
     """
     schemas: dict[str, Any] = {}
     play = PlayRequest.model_json_schema(mode="validation", ref_template=REF)
@@ -46,6 +63,11 @@ def openapi_document(*, max_recipients: int, max_playlist_items: int, max_text_c
             if target.get("pattern") == TARGET_PATTERN:
                 target["pattern"] = SIP_TARGET_PATTERN
                 target["description"] = "a SIP URI (no trunk is configured for phone numbers)"
+    for properties in (schemas["Recipient"]["properties"], play["properties"]):
+        if trunk_names:
+            properties["trunk"]["anyOf"][0]["enum"] = list(trunk_names)
+        else:
+            del properties["trunk"]
     _merge(schemas, {"PlayRequest": play})
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         (model, "serialization") for model in RESPONSE_MODELS]
@@ -62,7 +84,7 @@ def openapi_document(*, max_recipients: int, max_playlist_items: int, max_text_c
                             "status. Times are `YYYY-MM-DD HH:MM:SS` in UTC."),
         },
         "security": [{"bearerAuth": []}],
-        "paths": _paths(),
+        "paths": _paths(trunk_names),
         "components": {
             "schemas": dict(sorted(schemas.items())),
             "securitySchemes": {
@@ -192,7 +214,27 @@ def _report_parameters(*, paging: bool) -> list[dict[str, Any]]:
     ]
 
 
-def _paths() -> dict[str, Any]:
+_LIST_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "status", "in": "query", "required": False,
+     "description": ("`queued` (no call dialled yet), `running`, or `ready` (every call "
+                     "ended)"),
+     "schema": {"type": "string", "enum": list(BROADCAST_STATUSES)}, "example": "running"},
+    {"name": "created_after", "in": "query", "required": False,
+     "description": "only broadcasts accepted after this time (RFC 3339)",
+     "schema": {"type": "string", "format": "date-time"}, "example": "2026-11-26T00:00:00Z"},
+    {"name": "created_before", "in": "query", "required": False,
+     "description": "only broadcasts accepted before this time (RFC 3339)",
+     "schema": {"type": "string", "format": "date-time"}, "example": "2026-11-27T00:00:00Z"},
+    {"name": "limit", "in": "query", "required": False, "description": "broadcasts per page",
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                "default": DEFAULT_LIMIT}, "example": 20},
+    {"name": "after", "in": "query", "required": False,
+     "description": "where the page starts: taken from the previous page's `next`",
+     "schema": {"type": "string", "pattern": UUID_PATTERN}, "example": examples.OLDER_REQUEST_ID},
+]
+
+
+def _paths(trunk_names: tuple[str, ...]) -> dict[str, Any]:
     x = examples
     not_found = "no such id (also for ids of another tenant); error `not_found`"
     unauthorized = _error(UNAUTHORIZED, x.UNAUTHORIZED)
@@ -213,7 +255,8 @@ def _paths() -> dict[str, Any]:
                 "example": "order-2026-11-26-0001",
             }],
             "requestBody": {"required": True, "content": {JSON: {
-                "schema": _ref("PlayRequest"), "examples": x.PLAY_REQUESTS}}},
+                "schema": _ref("PlayRequest"),
+                "examples": _play_examples(trunk_names)}}},
             "responses": {
                 "200": {**_json("accepted and stored", _ref("Accepted"), x.ACCEPTED),
                         "links": _LINKS_FROM_PLAY},
@@ -269,6 +312,21 @@ def _paths() -> dict[str, Any]:
                 "404": _error(not_found, x.NOT_FOUND),
             },
         }},
+        "/voice/calls": {"get": {
+            "operationId": "list_broadcasts",
+            "summary": "Find broadcasts",
+            "description": ("The caller's broadcasts, newest first, each with its progress and "
+                            "report. Pages: follow `next` (it keeps the filters) until it is "
+                            "null."),
+            "parameters": _LIST_PARAMETERS,
+            "responses": {
+                "200": _json("one page of broadcasts", _ref("BroadcastList"),
+                             page=x.BROADCASTS, last_page=x.BROADCASTS_LAST_PAGE),
+                "400": _error("a parameter is malformed; `details` names it", x.INVALID_LIMIT),
+                "401": unauthorized,
+                "404": _error("`after` names no request of the caller", x.CURSOR_NOT_FOUND),
+            },
+        }},
         "/report/{report_id}": {"get": {
             "operationId": "report",
             "summary": "A request's report: whole, paged or filtered; JSON, CSV or NDJSON",
@@ -286,7 +344,7 @@ def _paths() -> dict[str, Any]:
                                          "example": x.REPORT_CSV},
                             "application/x-ndjson": {"schema": {"type": "string"},
                                                      "example": x.REPORT_NDJSON}}},
-                "400": _error("a bad query parameter; error `invalid_query` names it",
+                "400": _error("a bad query parameter; error `invalid_request`, `details` names it",
                               x.INVALID_QUERY),
                 "401": unauthorized,
                 "404": _error(not_found, x.REPORT_NOT_FOUND),
@@ -305,7 +363,7 @@ def _paths() -> dict[str, Any]:
                                            x.REPORT_ID), *_report_parameters(paging=False)],
             "responses": {
                 "200": _json("the totals", _ref("ReportSummary"), x.REPORT_SUMMARY),
-                "400": _error("a bad query parameter; error `invalid_query` names it",
+                "400": _error("a bad query parameter; error `invalid_request`, `details` names it",
                               x.INVALID_QUERY),
                 "401": unauthorized,
                 "404": _error(not_found, x.REPORT_NOT_FOUND),
@@ -348,6 +406,17 @@ def _paths() -> dict[str, Any]:
                             "VOXCAST_OPERATOR_TENANTS (or any caller in open mode)."),
             "responses": {
                 "200": _json("the totals", _ref("MonitorSnapshot"), x.MONITOR),
+                "401": unauthorized,
+                "404": _error("the caller is not an operator", x.NOT_OPERATOR),
+            },
+        }},
+        "/trunks": {"get": {
+            "operationId": "trunks",
+            "summary": "SIP trunks for operators: health, live calls, calls per second, outcomes",
+            "description": ("Every trunk of VOXCAST_TRUNKS_FILE: only tenants named in "
+                            "VOXCAST_OPERATOR_TENANTS (or any caller in open mode)."),
+            "responses": {
+                "200": _json("each trunk", _ref("TrunkStates"), x.TRUNKS),
                 "401": unauthorized,
                 "404": _error("the caller is not an operator", x.NOT_OPERATOR),
             },

@@ -52,9 +52,17 @@ def call_record(call: CallRecord) -> dict[str, Any]:
     record["state"] = call.state
     record["attempt"] = call.attempt
     record["media_server"] = call.media_server
+    record["trunk"] = call.trunk
+    # null unless a trunk carried the call
+    record["failed_over_from"] = list(call.failed_over_from) if call.trunk else None
     return record
 
 
 def progress_object(progress: Progress) -> dict[str, int]:
     return {"total": progress.total, "queued": progress.queued,
             "in_progress": progress.in_progress, "completed": progress.completed}
+
+
+def report_location(report_id: str) -> str:
+    """Where the report is: a path this service answers (GET it with the same key)."""
+    return f"/report/{report_id}"

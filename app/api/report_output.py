@@ -26,6 +26,7 @@ from app.api.responses import CallRecord as RecordSchema
 from app.services.reports import Report, ReportQueries
 
 log = logging.getLogger(__name__)
+_RECORDS_MARK = "\u0000records\u0000"  # no value of the envelope can contain it
 
 # CSV columns: the report's documented fields, in order (the OpenAPI CallRecord's).
 CSV_FIELDS = tuple(field.alias or name for name, field in RecordSchema.model_fields.items())
@@ -72,7 +73,8 @@ async def report_response(request: web.Request, report_id: str, report: Report,
                                    "progress": progress_object(report.progress)}
         if window.limit is not None:
             pending["next"] = None
-        return ok({**pending, "records": []}, request_id=report_id)
+        return ok({**pending, "records": [], "report_request_id": report.broadcast.id},
+                  request_id=report_id)
     after = await queries.next_page(report, window) if window.limit is not None else None
     batches = queries.record_batches(report, window)
     try:
@@ -129,7 +131,9 @@ def _framing(report_id: str, report: Report, view: ReportView, link: str | None
                             "progress": progress_object(report.progress)}
     if view.window.limit is not None:
         head["next"] = link
-    document = json.dumps({**head, "records": []})
-    assert document.endswith("]}")  # noqa: S101 - records is the last key
-    return document[:-2].encode(), _json_records, b"]}"
+    # The whole envelope with a marker for the records, cut in two around it.
+    document = json.dumps({**head, "records": _RECORDS_MARK,
+                           "report_request_id": report.broadcast.id})
+    before, after = document.split(json.dumps(_RECORDS_MARK))
+    return f"{before}[".encode(), _json_records, f"]{after}".encode()
 

@@ -1,7 +1,7 @@
 """The report's query string: filters, a cursor page and a format, checked before any read.
 
 Everything is validated here, before the answer starts, because a streamed answer cannot turn
-into a 400 once its first bytes are out. A bad value is a 400 `invalid_query` naming the
+into a 400 once its first bytes are out. A bad value is a 400 `invalid_request` naming the
 parameter; so is an unknown or repeated one.
 """
 
@@ -40,7 +40,7 @@ class ReportView:
 
 
 def _refuse(name: str, message: str) -> ApiError:
-    return ApiError(400, "invalid_query", f"{name}: {message}",
+    return ApiError(400, "invalid_request", f"{name}: {message}",
                     [{"field": name, "message": message}])
 
 

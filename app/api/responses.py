@@ -78,6 +78,11 @@ class CallRecord(BaseModel):
     attempt: int
     media_server: str | None = Field(
         default=None, description="the media server (Asterisk) that placed the call")
+    trunk: str | None = Field(default=None, description="the SIP trunk that carried the call")
+    failed_over_from: list[str] | None = Field(
+        default=None,
+        description="trunks tried before `trunk` in this attempt, each as `name: why` "
+                    "(`503`, `rejected`, ...); null when no trunk carried the call")
 
 
 class Accepted(Envelope):
@@ -110,6 +115,30 @@ class Report(Envelope):
     next: str | None = Field(default=None, description=(
         "only with `limit`: the path of the next page, or null at the end"))
     records: list[CallRecord]
+    report_request_id: str = Field(description="the request this report is for")
+
+
+class ListedBroadcast(BaseModel):
+    """One broadcast in `GET /voice/calls` (app/api/broadcast_list.py)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    request_id: str
+    created_time: Time
+    from_: str = Field(alias="from")
+    status: Literal["queued", "running", "ready"] = Field(
+        description="`queued`: no call dialled yet; `running`; `ready`: every call ended")
+    cancelled: bool
+    progress: Progress
+    answered: Count = Field(description="calls that were answered")
+    report: ReportLink
+
+
+class BroadcastList(Envelope):
+    """The caller's broadcasts, newest first."""
+
+    broadcasts: list[ListedBroadcast]
+    next: str | None = Field(description="the next page's path and query; null on the last page")
 
 
 class SummaryCounts(BaseModel):
@@ -163,6 +192,14 @@ class MonitorSnapshot(Envelope):
     monitor: dict[str, Any]
 
 
+class TrunkStates(Envelope):
+    trunks: list[dict[str, Any]] = Field(description=(
+        "per trunk: `state` (`ready`, or why not: `registering`, `rejected`, `unregistered`, "
+        "`failed`, `unreachable`), registration and contacts as Asterisk reports them over "
+        "AMI (with the last qualify's round-trip time), live calls, calls per second over the "
+        "last 10 s, the limits, and outcomes by SIP code"))
+
+
 class ErrorDetail(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -184,7 +221,7 @@ class ErrorBody(BaseModel):
 
 
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
-    Accepted, BulkAccepted, RequestStatus, CallStatus, Report, ReportSummary, Cancelled,
-    MediaUploaded, Health, Ready, MonitorSnapshot,
+    Accepted, BulkAccepted, RequestStatus, CallStatus, Report, ReportSummary, BroadcastList,
+    Cancelled, MediaUploaded, Health, Ready, MonitorSnapshot, TrunkStates,
     ErrorBody,
 )

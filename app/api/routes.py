@@ -15,14 +15,16 @@ from pydantic import ValidationError
 from app.adapters.db.uploads import UploadStore
 from app.adapters.media.audio_conversion import UnsupportedAudio
 from app.api.auth import OPEN_TENANT, TENANT
+from app.api.broadcast_list import add_broadcast_list_route
 from app.api.bulk_upload import NDJSON_TYPES, BulkUpload
 from app.api.docs_page import add_docs_routes
 from app.api.envelope import ApiError, not_found, ok, read_json
-from app.api.models import LIMIT_ERROR_NAMES, BroadcastSettings, PlayRequest
+from app.api.models import LIMIT_ERROR_NAMES, BroadcastSettings, PlayRequest, Recipient
 from app.api.openapi import openapi_document
-from app.api.records import call_record, progress_object
+from app.api.records import call_record, progress_object, report_location
 from app.api.report_resources import add_report_routes
 from app.api.validation import problems_of
+from app.dashboard.page import add_dashboard_routes
 from app.domain.broadcasts import IdempotencyConflict
 from app.domain.dial_target import has_ipv6_host, is_phone_number
 from app.services.cancellation import Cancellation
@@ -31,6 +33,7 @@ from app.services.media_library import MediaLibrary
 from app.services.monitoring import Monitoring
 from app.services.playlist_media import MediaProblem
 from app.services.reports import ReportQueries
+from app.services.trunks import TrunkService
 
 INTAKE = web.AppKey("intake", Intake)
 QUERIES = web.AppKey("queries", ReportQueries)
@@ -45,6 +48,7 @@ IPV6_ENABLED = web.AppKey("ipv6_enabled", bool)
 MONITOR = web.AppKey("monitor", Monitoring)
 OPERATORS = web.AppKey("operators", frozenset[str])
 OPENAPI = web.AppKey("openapi", dict[str, Any])
+TRUNKS = web.AppKey("trunks", TrunkService)
 
 
 def validation_error(error: ValidationError) -> ApiError:
@@ -85,7 +89,7 @@ async def submit_play(request: web.Request) -> web.Response:
     try:
         accepted = await request.app[INTAKE].submit(
             tenant=tenant,
-            recipients=[(r.to, r.variables) for r in play.all_recipients()],
+            recipients=[(r.to, r.variables, r.trunk) for r in play.all_recipients()],
             caller=play.caller,
             playlist=[item.model_dump(exclude_none=True) for item in play.playlist],
             retry=play.retry.model_dump() if play.retry is not None else None,
@@ -110,7 +114,8 @@ async def submit_bulk(request: web.Request) -> web.Response:
                        "stores nothing, so send it again")
     upload = BulkUpload(request.content,
                         max_recipients=request.app[LIMITS]["max_bulk_recipients"],
-                        unreachable=lambda target: _unreachable(request, target))
+                        unreachable=lambda caller, recipient: _route_problem(
+                            request, caller, recipient))
     try:
         async with asyncio.timeout(BULK_UPLOAD_SECONDS):
             settings = await upload.settings()
@@ -147,26 +152,31 @@ def _idempotency(request: web.Request, body: dict[str, Any]) -> tuple[str, str] 
     return key, hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _unreachable(request: web.Request, target: str) -> str | None:
-    """Why this service could not dial an accepted target, or None."""
+def _route_problem(request: web.Request, caller: str,
+                   recipient: Recipient) -> tuple[str, str] | None:
+    """(field, why) this service could not dial an accepted recipient, or None."""
+    target, trunks = recipient.to, request.app[TRUNKS].table
     if is_phone_number(target):
+        if trunks:
+            return trunks.route_problem(target, recipient.trunk, caller)
         if not request.app[TRUNK_HOST]:
-            return "phone numbers need a SIP trunk, and none is configured"
+            return "to", "phone numbers need a SIP trunk, and none is configured"
+    elif recipient.trunk is not None:
+        return "trunk", "only phone numbers go through a trunk"
     elif not request.app[IPV6_ENABLED] and has_ipv6_host(target):
-        return "IPv6 addresses are not enabled on this service"
+        return "to", "IPv6 addresses are not enabled on this service"
     return None
 
 
 def _check_reachable(request: web.Request, play: PlayRequest) -> None:
-    """Refuse now what this service could not dial: phone numbers without a trunk, IPv6
-    addresses without IPv6 transports."""
-    if request.app[TRUNK_HOST] and request.app[IPV6_ENABLED]:
-        return  # every accepted target is reachable
-    prefix = "recipients[{}].to" if play.recipients is not None else "to"
-    for position, target in enumerate(play.targets()):
-        message = _unreachable(request, target)
-        if message is not None:
-            field = prefix.format(position)
+    """Refuse now what this service could not dial: phone numbers no trunk serves (or with a
+    caller id it does not allow), IPv6 addresses without IPv6 transports."""
+    prefix = "recipients[{}]." if play.recipients is not None else ""
+    for position, recipient in enumerate(play.all_recipients()):
+        problem = _route_problem(request, play.caller, recipient)
+        if problem is not None:
+            name, message = problem
+            field = "from" if name == "from" else prefix.format(position) + name
             raise ApiError(400, "invalid_request", f"{field}: {message}",
                            [{"field": field, "message": message}])
 
@@ -191,7 +201,8 @@ async def call_or_request_status(request: web.Request) -> web.Response:
     status = await queries.status(item_id, request[TENANT])
     if status is not None:
         ready = status.progress.finished
-        return ok({"report": {"id": status.broadcast.report_id, "location": "/reports",
+        report_id = status.broadcast.report_id
+        return ok({"report": {"id": report_id, "location": report_location(report_id),
                               "status": "ready" if ready else "pending",
                               "progress": progress_object(status.progress)}},
                   request_id=item_id)
@@ -233,7 +244,8 @@ async def cancel(request: web.Request) -> web.Response:
     if cancelled is None:
         raise not_found("request")
     return ok({"cancelled": cancelled.queued_cancelled, "hung_up": cancelled.live_hung_up,
-               "report": {"id": cancelled.report_id, "location": "/reports"}},
+               "report": {"id": cancelled.report_id,
+                          "location": report_location(cancelled.report_id)}},
               request_id=request_id)
 
 
@@ -242,7 +254,10 @@ async def _build_openapi(app: web.Application) -> None:
     app[OPENAPI] = openapi_document(max_recipients=limits["max_recipients"],
                                     max_text_chars=limits["max_text_chars"],
                                     max_playlist_items=limits["max_playlist"],
-                                    phone_numbers=bool(app[TRUNK_HOST]))
+                                    phone_numbers=bool(app[TRUNK_HOST])
+                                    or bool(app[TRUNKS].table),
+                                    trunk_names=tuple(trunk.name for trunk
+                                                      in app[TRUNKS].table.trunks))
 
 
 async def openapi_json(request: web.Request) -> web.Response:
@@ -257,11 +272,21 @@ async def monitor(request: web.Request) -> web.Response:
     return ok({"monitor": request.app[MONITOR].snapshot()}, request_id="")
 
 
+async def trunks(request: web.Request) -> web.Response:
+    """`GET /trunks`: every trunk's state, load and outcomes; operator tenants only."""
+    tenant = request[TENANT]
+    if tenant not in request.app[OPERATORS] and tenant != OPEN_TENANT:
+        raise not_found("resource")
+    return ok({"trunks": request.app[TRUNKS].snapshot()}, request_id="")
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/monitor", monitor)
+    app.router.add_get("/trunks", trunks)
     app.on_startup.append(_build_openapi)
     app.router.add_get("/openapi.json", openapi_json)
     add_docs_routes(app)
+    add_dashboard_routes(app)
     # Only id-shaped segments, so /voice/call/play is not also the cancel resource (its Allow
     # header would then name DELETE).
     app.router.add_delete("/voice/call/{request_id:[0-9A-Fa-f-]{32,36}}", cancel)
@@ -269,4 +294,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/voice/call/play", submit_play)
     app.router.add_post("/voice/call/play/bulk", submit_bulk)
     app.router.add_get("/voice/call/status/{id}", call_or_request_status)
+    add_broadcast_list_route(app)
     add_report_routes(app, QUERIES)

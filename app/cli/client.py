@@ -29,6 +29,11 @@ class ApiClient:
         """A request's report reference (`report`), or one call's record (`record`)."""
         return await self._call("GET", f"/voice/call/status/{item_id}")
 
+    async def trunks(self) -> list[dict[str, Any]]:
+        """GET /trunks (operator tenants): every trunk's state and load."""
+        answer = await self._call("GET", "/trunks")
+        return list(answer["trunks"])
+
     async def report(self, report_id: str) -> dict[str, Any]:
         return await self._call("GET", f"/report/{report_id}")
 

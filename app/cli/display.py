@@ -103,6 +103,25 @@ def status_table(status: dict[str, Any]) -> Table:
     return table
 
 
+def trunk_table(trunks: Iterable[dict[str, Any]]) -> Table:
+    """One row per trunk: state, registration, reachability, load against its limits."""
+    table = Table(title="Trunks", title_justify="left")
+    for column in ("trunk", "state", "registration", "contacts (rtt)", "live/max",
+                   "calls/s (max)", "calls", "outcomes"):
+        table.add_column(column, overflow="fold")
+    for trunk in trunks:
+        contacts = ", ".join(
+            f"{c['status']}" + (f" {c['rtt_ms']:.1f} ms" if c.get("rtt_ms") is not None else "")
+            for c in trunk.get("contacts", []))
+        table.add_row(
+            trunk["name"], trunk["state"], trunk.get("registration") or "-", contacts or "-",
+            f"{trunk['live_calls']}/{trunk['max_concurrent']}",
+            f"{trunk['calls_per_second']:g} ({trunk['max_calls_per_second']:g})",
+            str(trunk["calls"]),
+            " ".join(f"{code}:{count}" for code, count in sorted(trunk["outcomes"].items())))
+    return table
+
+
 def write_csv(records: list[dict[str, Any]], out: TextIO) -> None:
     """Every field of every record: the documented ones first, lists and objects as JSON."""
     extra = sorted({name for record in records for name in record} - set(RECORD_FIELDS))

@@ -25,6 +25,7 @@ from app.cli.display import (
     outcome_summary,
     outcome_table,
     status_table,
+    trunk_table,
     write_csv,
 )
 
@@ -175,6 +176,19 @@ def status(
     async def work() -> None:
         async with api_client(config) as client:
             out.print(status_table(await client.status(item_id)))
+
+    _run(work())
+
+
+@app.command()
+def trunks(ctx: typer.Context) -> None:
+    """Every SIP trunk's state, live calls, calls per second and outcomes (GET /trunks; an
+    operator tenant's key)."""
+    config = _client_config(ctx)
+
+    async def work() -> None:
+        async with api_client(config) as client:
+            out.print(trunk_table(await client.trunks()))
 
     _run(work())
 

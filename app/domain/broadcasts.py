@@ -6,10 +6,10 @@ Times are timezone-aware UTC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 IN_FLIGHT_STATES = ("dialing", "ringing", "answered")
 CANCELLED_TEXT = "cancelled before it was dialled"
@@ -22,6 +22,7 @@ class NewCall:
     id: str
     target: str
     variables: dict[str, str] | None = None
+    trunk: str | None = None  # the trunk the request named; None: routed by prefix
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class ClaimedCall:
     sounds: tuple[str, ...]
     attempt: int = 1
     retry: dict[str, Any] | None = None
+    trunk: str | None = None  # the trunk the request named
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,7 @@ class InFlightCall:
     ring_time: datetime | None
     connect_time: datetime | None
     media_server: str | None = None  # the Asterisk that placed it, when it was placed
+    trunk: str | None = None  # the trunk it was placed through
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,8 @@ class CallFinal:
     q850_text: str | None
     hangup_by: str | None
     playback: list[str]
+    trunk: str | None = None  # the trunk that carried the call
+    failed_over_from: list[str] | None = None  # "trunk: why", in the order tried
 
 
 # --- reads -----------------------------------------------------------------------------------
@@ -125,6 +130,44 @@ class Progress:
     @property
     def finished(self) -> bool:
         return self.completed >= self.total
+
+    @classmethod
+    def of_states(cls, counts: Mapping[str, int]) -> Progress:
+        """From the number of calls in each state."""
+        queued = counts.get("queued", 0)
+        completed = counts.get("ended", 0)
+        in_progress = sum(counts.get(state, 0) for state in IN_FLIGHT_STATES)
+        return cls(queued + completed + in_progress, queued, in_progress, completed)
+
+
+# A broadcast as a whole: no call has left the queue yet, some have, or every call has ended
+# (its report is ready).
+BroadcastStatus = Literal["queued", "running", "ready"]
+BROADCAST_STATUSES: tuple[BroadcastStatus, ...] = ("queued", "running", "ready")
+
+
+def broadcast_status(progress: Progress) -> BroadcastStatus:
+    if progress.finished:
+        return "ready"
+    if progress.queued >= progress.total:
+        return "queued"
+    return "running"
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastFilter:
+    """Which of a tenant's broadcasts to list; None means any."""
+
+    status: BroadcastStatus | None = None
+    created_after: datetime | None = None  # exclusive, UTC
+    created_before: datetime | None = None  # exclusive, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class ListedBroadcast:
+    summary: BroadcastSummary
+    progress: Progress
+    answered: int  # calls that were answered (connected), every attempt counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,3 +197,5 @@ class CallRecord:
     playback: tuple[str, ...] = ()
     speech: tuple[dict[str, Any], ...] = ()  # the call's own notes, else the broadcast's
     media_server: str | None = None
+    trunk: str | None = None
+    failed_over_from: tuple[str, ...] = ()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import jinja2
 
 from app.atomic_file import write_atomically
 from app.domain.dial_target import PROTOCOLS, SipRoute, endpoint_name
+from app.domain.trunks import TrunkTable
+from app.media_plane.trunk_config import trunk_context
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "asterisk" / "templates"
 
@@ -65,12 +68,15 @@ class AsteriskConfigValues:
     tls_verify_server: bool = False
     rtp_timeout: int = 30  # seconds without RTP from an answered far end; 0: never
     dns_nameservers: tuple[str, ...] = ()  # empty: the resolv.conf inside Asterisk's root
+    trunks: TrunkTable = TrunkTable()  # validated by app.domain.trunks
+    external_address: str = ""  # behind NAT: the public IPv4 address announced in SIP and SDP
+    local_nets: tuple[str, ...] = ()  # networks reached without NAT
 
     def __repr__(self) -> str:
         shown = (
             f"{f.name}={getattr(self, f.name)!r}"
             for f in fields(self)
-            if f.name not in _PASSWORD_FIELDS
+            if f.name not in (*_PASSWORD_FIELDS, "trunks")
         )
         return f"AsteriskConfigValues({', '.join(shown)}, passwords=<hidden>)"
 
@@ -94,6 +100,15 @@ def _check_port(values: AsteriskConfigValues, field: str) -> int:
     return value
 
 
+def _check_address(value: str, field: str, version: int) -> None:
+    try:
+        valid = ipaddress.ip_address(value).version == version
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigValueError(field, f"must be an IPv{version} address")
+
+
 def validate_config_values(values: AsteriskConfigValues) -> None:
     """Raise ConfigValueError for the first value that is unsafe to put in a config file."""
     module_dir = _check_string(values, "module_dir", _PATH)
@@ -108,17 +123,16 @@ def validate_config_values(values: AsteriskConfigValues) -> None:
         _check_string(values, field, _PASSWORD)
     for field in _NAME_FIELDS:
         _check_string(values, field, _NAME)
-    try:
-        if ipaddress.ip_address(values.sip_address).version != 4:
-            raise ValueError("not IPv4")
-    except ValueError as error:
-        raise ConfigValueError("sip_address", "must be an IPv4 address") from error
+    _check_address(values.sip_address, "sip_address", 4)
     if values.sip_address6:
+        _check_address(values.sip_address6, "sip_address6", 6)
+    if values.external_address:
+        _check_address(values.external_address, "external_address", 4)
+    for net in values.local_nets:
         try:
-            if ipaddress.ip_address(values.sip_address6).version != 6:
-                raise ValueError("not IPv6")
+            ipaddress.ip_network(net, strict=False)
         except ValueError as error:
-            raise ConfigValueError("sip_address6", "must be an IPv6 address") from error
+            raise ConfigValueError("local_nets", "must be networks like 10.0.0.0/8") from error
     for server in values.dns_nameservers:
         try:
             ipaddress.ip_address(server)
@@ -184,15 +198,29 @@ def _write_private(path: Path, text: str) -> None:
     write_atomically(path, text.encode("ascii"), mode=0o600)
 
 
+TRUNK_TEMPLATES = ("pjsip_trunks.conf.j2", "pjsip_trunk_auth.conf.j2")
+
+
 def render_asterisk_config(values: AsteriskConfigValues, out_dir: Path) -> list[Path]:
     """Validate `values`, render every template into `out_dir`, return the written files."""
+    return _render(values, out_dir, lambda name: name.endswith(".conf.j2"))
+
+
+def render_trunk_config(values: AsteriskConfigValues, out_dir: Path) -> list[Path]:
+    """Only the trunk files (for a reload: the rest of the running config stays as it is)."""
+    return _render(values, out_dir, lambda name: name in TRUNK_TEMPLATES)
+
+
+def _render(values: AsteriskConfigValues, out_dir: Path,
+            chosen: Callable[[str], bool]) -> list[Path]:
     validate_config_values(values)
     env = _environment()
     context = {f.name: getattr(values, f.name) for f in fields(values)}
     context.update(_transports_and_endpoints(values))
+    context["trunks"] = trunk_context(values.trunks)
     rendered = {
         name.removesuffix(".j2"): env.get_template(name).render(context)
-        for name in sorted(env.list_templates(filter_func=lambda n: n.endswith(".conf.j2")))
+        for name in sorted(env.list_templates(filter_func=chosen))
     }
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     written = []

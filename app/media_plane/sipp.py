@@ -92,7 +92,7 @@ class SippFarEnd:
     def __init__(
         self,
         root: Path,
-        scenario: str,
+        scenario: str | Path,
         port: int,
         work_dir: Path,
         extra_args: Sequence[str] = (),
@@ -103,9 +103,13 @@ class SippFarEnd:
         address: str = "127.0.0.1",
         tls_files: tuple[Path, Path] | None = None,
     ) -> None:
-        stem = scenario.removesuffix(".xml")
-        if not _SCENARIO_NAME.fullmatch(stem) or not (SCENARIO_DIR / f"{stem}.xml").is_file():
+        # A name in asterisk/sipp, or a scenario file of the caller's (tests' own providers).
+        source = scenario if isinstance(scenario, Path) else \
+            SCENARIO_DIR / f"{scenario.removesuffix('.xml')}.xml"
+        stem = source.stem
+        if not _SCENARIO_NAME.fullmatch(stem) or not source.is_file():
             raise ValueError(f"unknown SIPp scenario {scenario!r}")
+        self.scenario_source = source
         if not 1 <= port <= 65535:
             raise ValueError("port must be between 1 and 65535")
         path_inside_root(root, work_dir)  # raises if work_dir is outside root
@@ -176,7 +180,7 @@ class SippFarEnd:
 
     def _prepare(self) -> IO[bytes]:
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(SCENARIO_DIR / f"{self.scenario}.xml", self.scenario_file)
+        shutil.copyfile(self.scenario_source, self.scenario_file)
         self.invite_log.unlink(missing_ok=True)
         self.message_trace.unlink(missing_ok=True)
         if self.media_port is None:

@@ -8,12 +8,19 @@ returned actions (play, hang up, persist). Watchdog deadlines make sure a call t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from datetime import UTC, datetime
 
 from app.adapters.ari.client import AriClient
-from app.adapters.ari.errors import AriError, AriNotFound, AriUnavailable, AriUnreachable
+from app.adapters.ari.errors import (
+    AriConflict,
+    AriError,
+    AriNotFound,
+    AriUnavailable,
+    AriUnreachable,
+)
 from app.adapters.ari.events import (
     ChannelAnswered,
     ChannelEvent,
@@ -46,12 +53,15 @@ from app.domain.call_state import (
 )
 from app.domain.dial_target import InvalidDialTarget, ari_endpoint, dial_uri
 from app.domain.retry import RetryPolicy
+from app.services.trunks import TrunkRoute, TrunkService
 
 log = logging.getLogger(__name__)
 
 HANGUP_GRACE_SECONDS = 10.0  # how long to wait for ChannelDestroyed after our DELETE
 RING_GRACE_SECONDS = 15.0  # beyond Asterisk's own originate timeout
 ABSOLUTE_TIMEOUT_MARGIN_SECONDS = 30  # past our own maximum: only for calls nobody follows
+FAILOVER_WAIT_SECONDS = 30.0  # for a free call on the next trunk, within the same attempt
+SAME_ID_RETRIES = 20  # the failed channel's id is free again within milliseconds
 
 
 def channel_id_for(call_id: str) -> str:
@@ -89,8 +99,16 @@ class CallSession:
     def __init__(self, call: ClaimedCall, *, ari: AriClient, media_server: str, queue: CallQueue,
                  writes: CallWrites, router: ChannelEventRouter, sip_endpoint: str, ari_app: str,
                  ring_timeout: int, max_call_seconds: int,
-                 trunk_host: str | None = None, setup_must_be_durable: bool = True) -> None:
+                 trunk_host: str | None = None, setup_must_be_durable: bool = True,
+                 trunks: TrunkService | None = None, route: TrunkRoute | None = None,
+                 no_route: str | None = None) -> None:
         self.call = call
+        # Through a trunk: `route` holds one of its calls (taken by the dialer) until the
+        # channel is gone; `no_route` says why no trunk could take the call.
+        self._trunks = trunks
+        self._route = route
+        self._holding_trunk = route is not None
+        self._no_route = no_route
         self._setup_must_be_durable = setup_must_be_durable
         self.channel_id = channel_id_for(call.call_id)
         self._ari = ari
@@ -172,7 +190,9 @@ class CallSession:
                 # Cancelled or shutting down before the originate: never dial it.
                 await self._queue.cancel_calls([self.call.call_id], _now())
                 return
-            setup = self._writes.mark_setup(self.call.call_id, _now(), self._media_server)
+            setup = self._writes.mark_setup(
+                self.call.call_id, _now(), self._media_server,
+                self._route.trunk.name if self._route is not None else None)
             if self._setup_must_be_durable:
                 # No channel log to settle a crashed call from: recovery must know from the
                 # database that this call may have been placed before it is placed.
@@ -187,13 +207,26 @@ class CallSession:
             await self._queue.requeue(self.call.call_id)
         finally:
             self._router.unregister(self.channel_id)
+            self._release_trunk()
 
-    async def reattach(self, ring_time: datetime | None, connect_time: datetime | None) -> None:
+    def _release_trunk(self) -> None:
+        if self._route is None or self._trunks is None or not self._holding_trunk:
+            return
+        self._holding_trunk = False
+        outcome = self._state.outcome
+        code = outcome.sip_code if outcome is not None else None
+        self._trunks.release(self._route.trunk, str(code) if code else
+                             (self._state.result.value if self._state.result else "none"))
+
+    async def reattach(self, ring_time: datetime | None, connect_time: datetime | None,
+                       first_item_seconds: float | None = None) -> None:
         """Follow a call that was live before a restart to its true end.
 
         Registered first, so no event of its end is missed while its state is read. Its
-        playlist goes on from the item Asterisk is playing; when none is playing, the item
-        under way at the crash has ended and the call is hung up.
+        playlist goes on from the item Asterisk is playing. When none is playing, either the
+        crash came between the answer and the first play (the call has been up for less
+        than the first item lasts: the playlist starts now), or the item under way at the
+        crash has ended and the call is hung up.
         """
         self._router.register(self.channel_id, self.deliver)
         try:
@@ -210,16 +243,24 @@ class CallSession:
             else:
                 playing = await self._item_playing()
                 self._playing = playing
-                self._state = CallState(
-                    length, Phase.ANSWERED, ring_time=ring_time,
-                    connect_time=connect_time or _now(),
-                    playback=("unknown",) * (length if playing is None else playing))
-                if playing is None:
-                    await self._apply(HangupWanted("the playlist ended while the service "
-                                                   "was away"))
+                answered_at = connect_time or _now()
+                if playing is None and _never_played(answered_at, first_item_seconds):
+                    log.info("call %s: answered just before the crash, its playlist starts "
+                             "now", self.call.call_id)
+                    self._state = CallState(length, Phase.ANSWERED, ring_time=ring_time,
+                                            connect_time=answered_at)
+                    await self._perform(Play(0))
+                else:
+                    self._state = CallState(
+                        length, Phase.ANSWERED, ring_time=ring_time, connect_time=answered_at,
+                        playback=("unknown",) * (length if playing is None else playing))
+                    if playing is None:
+                        await self._apply(HangupWanted("the playlist ended while the service "
+                                                       "was away"))
             await self._follow()
         finally:
             self._router.unregister(self.channel_id)
+            self._release_trunk()
 
     async def _item_playing(self) -> int | None:
         for item in range(len(self.call.sounds)):
@@ -227,13 +268,24 @@ class CallSession:
                 return item
         return None
 
-    async def _originate(self) -> bool:
+    def _endpoint_and_caller(self) -> tuple[str, str]:
+        """Through the route's trunk (its endpoint, number format and caller-id form), or
+        straight to the target's URI."""
+        if self._no_route is not None:
+            raise InvalidDialTarget(self._no_route)
+        if self._route is not None and self._trunks is not None:
+            trunk = self._route.trunk
+            uri = trunk.dial_uri(self.call.target, self._trunks.host_for(trunk))
+            return f"PJSIP/{trunk.name}/{uri}", trunk.caller_for(self.call.caller)
+        return (ari_endpoint(self._sip_endpoint, dial_uri(self.call.target, self._trunk_host)),
+                self.call.caller)
+
+    async def _originate(self, *, conflict_raises: bool = False) -> bool:
         try:
+            endpoint, caller_id = self._endpoint_and_caller()
             await self._ari.originate(
-                channel_id=self.channel_id,
-                endpoint=ari_endpoint(self._sip_endpoint,
-                                      dial_uri(self.call.target, self._trunk_host)),
-                app=self._ari_app, caller_id=self.call.caller,
+                channel_id=self.channel_id, endpoint=endpoint,
+                app=self._ari_app, caller_id=caller_id,
                 timeout_seconds=self._ring_timeout, app_args=self.call.call_id,
                 # Asterisk hangs the call up itself when nobody controls it any more (the
                 # service died and did not come back).
@@ -241,7 +293,12 @@ class CallSession:
                                                     + ABSOLUTE_TIMEOUT_MARGIN_SECONDS)})
         except AriUnreachable:
             raise
-        except InvalidDialTarget as error:  # a number, but the trunk setting was removed
+        except AriConflict as error:
+            if conflict_raises:
+                raise
+            await self._apply(OriginateFailed(f"Asterisk did not place the call: {error}"))
+            return False
+        except InvalidDialTarget as error:  # a number, but no trunk (any more) to take it
             await self._apply(OriginateFailed(str(error)))
             return False
         except AriUnavailable as error:
@@ -269,7 +326,43 @@ class CallSession:
                     and not self._heard_from_asterisk):
                 self.unresolved = True  # the row stays in flight for the dialer to settle
                 return
+            if isinstance(event, Destroyed) and await self._failed_over(event):
+                continue
             await self._apply(event)
+
+    async def _failed_over(self, event: Destroyed) -> bool:
+        """The trunk refused the call with a failover code before answer: place it again,
+        under the same channel id, through the next trunk that can take it now."""
+        route, trunks = self._route, self._trunks
+        if (route is None or trunks is None or self._state.answered
+                or self._hangup_requested is not None or not route.later
+                or event.tech_cause not in route.trunk.spec.failover_codes):
+            return False
+        trunks.release(route.trunk, str(event.tech_cause))
+        self._holding_trunk = False
+        following = await trunks.take_for_failover(route.later, FAILOVER_WAIT_SECONDS)
+        if following is None:
+            return False
+        following.failed_over_from[:0] = [*route.failed_over_from,
+                                          f"{route.trunk.name}: {event.tech_cause}"]
+        self._route, self._holding_trunk = following, True
+        log.info("call %s: %s answered %s, failing over to %s", self.call.call_id,
+                 route.trunk.name, event.tech_cause, following.trunk.name)
+        self._state = CallState(playlist_length=len(self.call.sounds))
+        self._originate_accepted = False
+        for _ in range(SAME_ID_RETRIES):
+            try:
+                placed = await self._originate(conflict_raises=True)
+            except AriConflict:  # the refused channel is not quite gone yet
+                await asyncio.sleep(0.05)
+                continue
+            if not placed:
+                return True  # OriginateFailed was applied: the call has its record
+            self._set_deadline()
+            return True
+        await self._apply(OriginateFailed("Asterisk kept the refused channel's id busy"))
+        return True
+
 
     def _deadline_event(self) -> CallEvent:
         if self._state.phase is Phase.HANGING_UP:
@@ -326,6 +419,10 @@ class CallSession:
                     ring_time=self._state.ring_time, connect_time=self._state.connect_time)
             case SaveFinal():
                 final = final_record(self._state)
+                if self._route is not None:
+                    final = dataclasses.replace(
+                        final, trunk=self._route.trunk.name,
+                        failed_over_from=self._route.failed_over_from or None)
                 retry_at = None if self._retry is None else self._retry.next_attempt_at(
                     attempt=self.call.attempt, answered=self._state.answered,
                     result=final.result, sip_code=final.sip_code,
@@ -350,6 +447,13 @@ class CallSession:
         except AriError as error:
             log.warning("call %s: hang-up failed: %s", self.call.call_id, error)
         return True
+
+
+def _never_played(answered_at: datetime, first_item_seconds: float | None) -> bool:
+    """Up for less time than the first item lasts, with nothing playing: it never started
+    (a playback cannot end before its length). Unknown length: assume it played."""
+    return first_item_seconds is not None and \
+        (_now() - answered_at).total_seconds() < first_item_seconds
 
 
 def final_record(state: CallState) -> CallFinal:

@@ -1,10 +1,12 @@
 """The dialer: claims queued calls and runs one CallSession per call, within the limits.
 
-It never exceeds `max_concurrent` live calls nor `calls_per_second` originates, spreads calls
-over its media servers by their free capacity, and never dials through a server whose ARI
-event stream is down (an originate to an app with no websocket is answered and dropped at
-once). It owns every session task: at shutdown it drains, then hangs up what is left. After a
-crash or a lost event stream it settles what each server was carrying (see `recover`).
+It never exceeds `max_concurrent` live calls nor `calls_per_second` originates, nor any
+trunk's own limits (a call to a number waits for a healthy trunk with a free call and pacing
+slot), spreads calls over its media servers by their free capacity, and never dials through a
+server whose ARI event stream is down (an originate to an app with no websocket is answered
+and dropped at once). It owns every session task: at shutdown it drains, then hangs up what is
+left. After a crash or a lost event stream it settles what each server was carrying (see
+`recover`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from app.adapters.db.call_queue import CallQueue
 from app.adapters.db.call_writes import CallWrites
 from app.domain.broadcasts import ClaimedCall, InFlightCall
 from app.domain.call_state import CallState, ChannelLost, EndedUnobserved, Phase, advance
+from app.domain.dial_target import is_phone_number
 from app.services.call_session import CallSession, channel_id_for, final_record
 from app.services.media_server import MediaServer
+from app.services.trunks import TrunkRoute, TrunkService
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,8 @@ HANGUP_WAIT_SECONDS = 12.0  # at shutdown, for ChannelDestroyed after our hang-u
 UNRESOLVED_SETTLE_DELAY = 1.0  # Asterisk logs a channel's events within milliseconds
 ELSEWHERE_COUNT_SECONDS = 0.25  # how often other nodes' calls on shared servers are counted
 MEDIA_SERVER_LOST = "media server lost: Asterisk stopped while the call was live"
+TRUNK_WAIT_SECONDS = 30.0  # a number whose trunks are all unhealthy waits this long, then fails
+TRUNK_POLL_SECONDS = 0.05  # how often waiting calls look again for a trunk's pacing slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +65,8 @@ class _Live:
 class Dialer:
     def __init__(self, *, queue: CallQueue, writes: CallWrites, servers: list[MediaServer],
                  router: ChannelEventRouter, limits: DialerLimits, node_id: str,
-                 sip_endpoint: str, ari_app: str, capacity_shared: bool = False) -> None:
+                 sip_endpoint: str, ari_app: str, capacity_shared: bool = False,
+                 trunks: TrunkService | None = None) -> None:
         if not servers:
             raise ValueError("a dialer needs at least one media server")
         self._queue = queue
@@ -88,6 +95,10 @@ class Dialer:
         for server in servers:
             server.events.set_handlers(on_lost=functools.partial(self.stream_lost, server),
                                        on_connected=functools.partial(self.connected, server))
+        self._trunks = trunks
+        self._unroutable_since: dict[str, float] = {}  # call id -> when it found no ready trunk
+        if trunks is not None:
+            trunks.on_change(self._capacity_changed.set)
         self.peak_concurrent = 0
         self.originates: list[float] = []  # monotonic send times, kept for measurement
         self.keep_originate_times = False
@@ -155,15 +166,56 @@ class Dialer:
                 server = self._least_loaded()
                 if server is None:
                     break  # every server went down or is full: give the rest back
-                if self._pending:  # cancel_broadcast may have emptied it meanwhile
-                    call = self._pending.popleft()
-                    sounds = await server.playable(call.sounds)
-                    self._start(dataclasses.replace(call, sounds=sounds), server)
+                picked = self._next_startable()
+                if picked is None:  # every waiting call's trunks are busy or not ready
+                    self._next_slot = time.monotonic()  # the slot was not used: give it back
+                    self._capacity_changed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._capacity_changed.wait(),
+                                               TRUNK_POLL_SECONDS)
+                    continue
+                call, route, no_route = picked
+                sounds = await server.playable(call.sounds)
+                self._start(dataclasses.replace(call, sounds=sounds), server, route=route,
+                            no_route=no_route)
         finally:
             # Cancelled, or no server can take calls: unstarted calls go back to the queue.
             unstarted = [call.call_id for call in self._pending]
             self._pending.clear()
+            self._unroutable_since.clear()
             await asyncio.shield(self._queue.release_calls(unstarted))
+
+    def _next_startable(self) -> tuple[ClaimedCall, TrunkRoute | None, str | None] | None:
+        """The first waiting call that can start now, taken out of `_pending`, with the
+        trunk it holds (numbers) or why no trunk will take it. None: none can start now.
+
+        A number whose trunks are all unhealthy waits up to TRUNK_WAIT_SECONDS (a trunk may
+        be registering), then fails; one whose trunks are only busy waits its turn."""
+        now = time.monotonic()
+        for call in self._pending:
+            if self._trunks is None or not self._trunks.table or not is_phone_number(call.target):
+                picked: tuple[ClaimedCall, TrunkRoute | None, str | None] = (call, None, None)
+            else:
+                candidates = self._trunks.candidates(call)
+                route = self._trunks.take(candidates) if candidates else None
+                if route is not None:
+                    picked = (call, route, None)
+                elif not candidates:
+                    picked = (call, None, "no configured trunk serves this number with this "
+                                          "caller id (the trunks file changed)")
+                elif self._trunks.any_ready(candidates):
+                    continue  # busy: its turn comes when a call ends or a slot opens
+                elif now - self._unroutable_since.setdefault(call.call_id, now) \
+                        < TRUNK_WAIT_SECONDS:
+                    continue
+                else:
+                    states = ", ".join(f"{trunk.name} {self._trunks.state(trunk)}"
+                                       for trunk in candidates)
+                    picked = (call, None, f"no trunk could take the call ({states})")
+            self._pending.remove(call)
+            self._unroutable_since.pop(call.call_id, None)
+            return picked
+        return None
 
     def _least_loaded(self) -> MediaServer | None:
         """The connected server with the most free capacity, if any has some."""
@@ -183,7 +235,8 @@ class Dialer:
         self._next_slot = max(self._next_slot, now) + interval
 
     def _start(self, call: ClaimedCall, server: MediaServer,
-               reattach: tuple[datetime | None, datetime | None] | None = None) -> None:
+               reattach: tuple[datetime | None, datetime | None, float | None] | None = None,
+               *, route: TrunkRoute | None = None, no_route: str | None = None) -> None:
         session = CallSession(
             call, ari=server.ari, media_server=server.name, queue=self._queue,
             writes=self._writes, router=self._router,
@@ -193,7 +246,8 @@ class Dialer:
             trunk_host=self._limits.trunk_host,
             # With Asterisk's channel log, recovery learns from it whether a crashed call was
             # placed, so the originate need not wait for the setup write.
-            setup_must_be_durable=not server.history.available)
+            setup_must_be_durable=not server.history.available,
+            trunks=self._trunks, route=route, no_route=no_route)
         if reattach is None:
             if self.keep_originate_times:
                 self.originates.append(time.monotonic())
@@ -241,6 +295,7 @@ class Dialer:
         dropped = [call for call in self._pending if call.broadcast_id == broadcast_id]
         for call in dropped:
             self._pending.remove(call)
+            self._unroutable_since.pop(call.call_id, None)
         return [call.call_id for call in dropped]
 
     async def watch_cancellations(self, every_seconds: float = 1.0) -> None:
@@ -320,8 +375,12 @@ class Dialer:
         call_id = item.call.call_id
         answered_at = item.connect_time or (history.answered_at if history else None)
         if live:
+            first_item_seconds = await server.sound_seconds(item.call.sounds[0]) \
+                if item.call.sounds else None
             call = dataclasses.replace(item.call, sounds=await server.playable(item.call.sounds))
-            self._start(call, server, reattach=(item.ring_time, answered_at))
+            route = self._trunks.adopt(item.trunk) if self._trunks and item.trunk else None
+            self._start(call, server, reattach=(item.ring_time, answered_at, first_item_seconds),
+                        route=route)
             return "followed again"
         if history is None or history.created_at is None:
             if server.history.available:

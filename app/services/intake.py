@@ -70,7 +70,8 @@ class Intake:
 
     async def submit_stream(self, *, tenant: str, caller: str, playlist: list[dict[str, Any]],
                             retry: dict[str, Any] | None,
-                            recipients: AsyncIterator[list[tuple[str, dict[str, str] | None]]]
+                            recipients: AsyncIterator[
+                                list[tuple[str, dict[str, str] | None, str | None]]]
                             ) -> Accepted:
         """A bulk upload: recipients stored a chunk at a time as they arrive, the broadcast
         hidden until the last one is in. Whatever `recipients` raises (a bad line, the client
@@ -86,7 +87,8 @@ class Intake:
         try:
             async for chunk in recipients:
                 await self._store.add_calls(broadcast.id, created_at, total, [
-                    NewCall(next(ids), target, variables) for target, variables in chunk])
+                    NewCall(next(ids), target, variables, trunk)
+                    for target, variables, trunk in chunk])
                 total += len(chunk)
             await self._store.finish_upload(broadcast.id, total)
         except BaseException:
@@ -106,7 +108,8 @@ class Intake:
         if discarded:
             log.warning("removed %d bulk uploads a crash left unfinished", discarded)
 
-    async def submit(self, *, tenant: str, recipients: list[tuple[str, dict[str, str] | None]],
+    async def submit(self, *, tenant: str,
+                     recipients: list[tuple[str, dict[str, str] | None, str | None]],
                      caller: str, playlist: list[dict[str, Any]],
                      retry: dict[str, Any] | None = None,
                      idempotency: tuple[str, str] | None = None) -> Accepted:
@@ -124,7 +127,8 @@ class Intake:
         broadcast = NewBroadcast(
             id=str(uuid.uuid4()), report_id=str(uuid.uuid4()), tenant=tenant, caller=caller,
             playlist=playlist, created_at=datetime.now(UTC).replace(microsecond=0),
-            calls=[NewCall(next(ids), target, variables) for target, variables in recipients],
+            calls=[NewCall(next(ids), target, variables, trunk)
+                   for target, variables, trunk in recipients],
             retry=retry, idempotency=idempotency)
         stored = await self._store.add_broadcast(broadcast)
         if stored.id != broadcast.id:  # lost an idempotency race: answer as the winner did

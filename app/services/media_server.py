@@ -17,6 +17,8 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
+import soundfile
+
 from app.adapters.ari.client import AriClient, AriCredentials
 from app.adapters.ari.events import AriEventStream
 from app.adapters.ari.routing import ChannelEventRouter
@@ -75,6 +77,16 @@ class MediaServer:
                 self._present.add(name)
             mapped.append(self._own_prefix + name)
         return tuple(mapped)
+
+    async def sound_seconds(self, sound: str) -> float | None:
+        """How long one of the library's sounds plays, from its file; None when unknown."""
+        if not sound.startswith(self._library_prefix):
+            return None
+        path = self._library_dir / f"{sound.removeprefix(self._library_prefix)}.wav"
+        try:
+            return await asyncio.to_thread(lambda: float(soundfile.info(str(path)).duration))
+        except (OSError, RuntimeError):
+            return None
 
     def _place(self, name: str) -> None:
         source = self._library_dir / f"{name}.wav"

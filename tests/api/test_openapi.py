@@ -85,11 +85,26 @@ def test_every_reference_resolves_to_a_component(document):
 def test_the_play_request_schema_is_the_models(document):
     play = document["components"]["schemas"]["PlayRequest"]
     generated = PlayRequest.model_json_schema(mode="validation")
-    assert set(play["properties"]) == set(generated["properties"])
+    # `trunk` only where trunks are configured (see the test below)
+    assert set(play["properties"]) == set(generated["properties"]) - {"trunk"}
     assert "from" in play["properties"] and "from" in play["required"]
     assert "caller" not in play["properties"]
     body = document["paths"]["/voice/call/play"]["post"]["requestBody"]
     assert body["content"]["application/json"]["schema"] == {"$ref": SCHEMA_REF + "PlayRequest"}
+
+
+def test_a_recipient_may_name_only_a_configured_trunk():
+    document = openapi_document(max_recipients=10, max_playlist_items=5, max_text_chars=100,
+                                phone_numbers=True, trunk_names=("carrier-a", "carrier-b"))
+    validator = _validator(document, "PlayRequest")
+    body = {"recipients": [{"to": "+4930123456", "trunk": "carrier-b"}], "from": "me",
+            "playlist": [{"pause": 1}]}
+    assert list(validator.iter_errors(body)) == []
+    body["recipients"][0]["trunk"] = "nosuch"
+    assert not validator.is_valid(body)
+    examples = document["paths"]["/voice/call/play"]["post"]["requestBody"]["content"][
+        "application/json"]["examples"]
+    assert examples["trunks"]["value"]["recipients"][1]["trunk"] == "carrier-a"
 
 
 def test_the_play_request_schema_accepts_the_readme_example(document):
@@ -161,8 +176,8 @@ def test_operations_security_and_statuses(document):
         ("/voice/call/status/{id}", "get"),
         ("/report/{report_id}", "get"), ("/report/{report_id}/summary", "get"),
         ("/voice/call/{request_id}", "delete"),
-        ("/media", "post"), ("/monitor", "get"), ("/health", "get"), ("/ready", "get"),
-        ("/openapi.json", "get"), ("/docs", "get")}
+        ("/voice/calls", "get"), ("/media", "post"), ("/monitor", "get"), ("/trunks", "get"),
+        ("/health", "get"), ("/ready", "get"), ("/openapi.json", "get"), ("/docs", "get")}
     assert document["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <api key>`"}
     assert document["security"] == [{"bearerAuth": []}]

@@ -88,7 +88,7 @@ async def _old_body(client: TestClient, request_id: str, report_id: str) -> byte
     progress = await store.reports.progress(request_id)
     return json.dumps({"code": 0, "status": 200, "data": "accepted", "request_id": report_id,
                        "report_status": "ready", "progress": progress_object(progress),
-                       "records": records}).encode()
+                       "records": records, "report_request_id": request_id}).encode()
 
 
 async def _get(client: TestClient, path: str, **headers: str):
@@ -261,7 +261,7 @@ async def test_bad_parameters_are_a_400_naming_them(client, query, field):
         response, body = await _get(client, f"{path}?{query}")
         answer = json.loads(body)
         assert response.status == 400, (path, query)
-        assert answer["error"] == "invalid_query" and answer["code"] == 1010
+        assert answer["error"] == "invalid_request" and answer["code"] == 1001
         assert answer["details"][0]["field"] == field
         assert answer["message"].startswith(f"{field}: ")
 

@@ -9,24 +9,16 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from app.main import STORE, create_app
-from app.settings import Secret
-from tests.support.settings import without_asterisk
+from tests.support.tenants import ACME, GLOBEX, bearer, two_tenants
 
-ACME = "acme-key-0123456789abcdef"
-GLOBEX = "globex-key-0123456789abcdef"
 BODY = {"recipients": [{"to": "sip:a@127.0.0.1:5070"}, {"to": "sip:b@127.0.0.1:5070"}],
         "from": "me", "playlist": [{"pause": 1}]}
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture
 async def client(aiohttp_client, tmp_path: Path) -> TestClient:
     # ARI is a closed port: calls stay queued, so cancel and tenancy are seen on queued work.
-    settings = without_asterisk(tmp_path, api_keys=Secret(f"acme:{ACME},globex:{GLOBEX}"),
-                                tts_engines="flite")
+    settings = two_tenants(tmp_path)
     return await aiohttp_client(create_app(settings))
 
 

@@ -70,7 +70,7 @@ async def _founding_report(service: Service, request_id: str, total: int) -> dic
     """The report, checked pending first, then ready."""
     _, pending = await service.get(f"/voice/call/status/{request_id}")
     assert pending["report"]["status"] == "pending"
-    assert pending["report"]["location"] == "/reports"
+    assert pending["report"]["location"] == f"/report/{pending['report']['id']}"
     assert pending["report"]["progress"]["total"] == total
     _, early = await service.get(f"/report/{pending['report']['id']}")
     assert early["status"] == 200 and early["report_status"] == "pending"

@@ -51,16 +51,27 @@ async def test_cancel_hangs_up_live_calls_and_ends_queued_ones(media_plane: Medi
     assert results.count("cancelled") == cancelled["cancelled"]
     live = [r for r in report["records"] if r["result"] == "completed"]
     assert len(live) == cancelled["hung_up"]
-    assert all(r["disconnect_cause_code"] == "487" and r["hangup_by"] == "service"
-               for r in live), live[:2]
+    # On a loaded machine the first calls may reach the 3 s ring timeout before the cancel's
+    # hang-up does: those read as the timeout (honest), and the far end must have seen the
+    # timeout's CANCEL, not ours. Every other live call was ended by our cancel.
+    timed_out = {_user(r) for r in live if r["sip_code_source"] == "timeout"}
+    odd = [{key: r[key] for key in ("to", "setup_time", "disconnect_time", "disconnect_cause_code",
+                                    "disconnect_cause_text", "sip_code_source", "hangup_by")}
+           for r in live if _user(r) not in timed_out
+           and (r["disconnect_cause_code"] != "487" or r["hangup_by"] != "service")]
+    assert not odd, odd
+    assert len(live) - len(timed_out) >= 5, (len(live), timed_out)
     # The 487 above is the service's own reading; the far end must have seen our CANCEL.
     rung = await _cancelled_on_the_wire(media_plane, [_user(r) for r in live])
     for user, dialogs in rung.items():
         (dialog,) = dialogs
         assert dialog.final_status == 487, (user, dialog.timeline())
+        (cancel,) = dialog.received("CANCEL")
+        if user in timed_out:  # Asterisk's own CANCEL, ring_timeout after the INVITE
+            assert cancel.at >= dialog.invited_at + ring_timeout - 0.2, (dialog.timeline(), user)
+            continue
         # Our cancel sent it, not the originate timeout: that CANCEL would come ring_timeout
         # after the originate, which precedes the INVITE by milliseconds (0.2 s of margin).
-        (cancel,) = dialog.received("CANCEL")
         assert cancel_sent <= cancel.at <= cancel_answered, (cancel.at - cancel_sent, user)
         assert cancel.at < dialog.invited_at + ring_timeout - 0.2, (dialog.timeline(), user)
     await asyncio.sleep(1.0)

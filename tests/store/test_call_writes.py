@@ -336,3 +336,12 @@ async def test_a_crash_before_the_final_commits_leaves_the_call_in_flight(tmp_pa
         assert (record.state, record.result) == ("dialing", None)
     finally:
         await store.close()
+
+
+async def test_the_trunk_a_call_was_placed_through_is_known_to_recovery(store):
+    _id, calls = await _claimed(store, 2)
+    await store.calls.mark_setup(calls[0].call_id, NOW, "asterisk-1", "carrier-a")
+    await store.calls.mark_setup(calls[1].call_id, NOW, "asterisk-1")
+    in_flight = {item.call.call_id: item.trunk
+                 for item in await store.queue.in_flight_calls("n1")}
+    assert in_flight == {calls[0].call_id: "carrier-a", calls[1].call_id: None}

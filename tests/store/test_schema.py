@@ -62,7 +62,7 @@ async def test_a_new_database_is_made_by_the_migrations_exactly_as_the_tables_sa
 
 
 # Record fields added since 0.1.0: empty for the calls it made.
-ADDED_SINCE_0_1_0 = ("media_server",)
+ADDED_SINCE_0_1_0 = ("media_server", "trunk", "failed_over_from")
 
 
 def _as_0_1_0(record: dict) -> dict:

@@ -68,6 +68,7 @@ class Behaviour:
     playback_seconds: float | None = None  # None: the played file's own length
     originate_status: int | None = None  # answer POST /channels with this HTTP error
     originate_reset: bool = False  # drop the connection instead of answering the originate
+    first_play_lost: bool = False  # the first play never starts (its sender died first)
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ class FakeAri:
         self.event_filters: list[object] = []  # bodies of PUT /applications/{app}/eventFilter
         self.startup_time = time.strftime("%Y-%m-%dT%H:%M:%S.000+0000", time.gmtime())
         self._refuse_events_until = 0.0
+        self._closing = asyncio.Event()  # releases requests held open by a behaviour
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -211,6 +213,7 @@ class FakeAri:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
+        self._closing.set()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -300,9 +303,13 @@ class FakeAri:
         playback = _Playback(request.match_info["playback_id"], channel.id,
                              request.query.get("media", ""))
         self.plays.append((time.monotonic(), channel.id, playback.id))
+        behaviour = self.behaviours.get(channel.user, self.default)
+        if behaviour.first_play_lost and not any(c == channel.id for _, c, _ in self.plays[:-1]):
+            # As if the service died before its request reached Asterisk: no playback ever.
+            await self._closing.wait()
+            return web.json_response({"message": "Channel not found"}, status=404)
         self.playbacks[playback.id] = playback
         channel.playbacks.append(playback)
-        behaviour = self.behaviours.get(channel.user, self.default)
         seconds = behaviour.playback_seconds
         if seconds is None:
             seconds = self._media_seconds(playback.media)

@@ -96,13 +96,14 @@ class Api:
 
         await poll(ready, limit=limit, what="service ready", interval=0.05)
 
-    async def wait_for_report(self, request_id: str, limit: float = 60.0) -> dict[str, Any]:
-        """The report of `request_id` once every call has ended."""
+    async def wait_for_report(self, request_id: str, limit: float = 60.0,
+                              every: float = 0.25) -> dict[str, Any]:
+        """The report of `request_id` once every call has ended, asking every `every` s."""
         async def ready() -> tuple[bool, dict[str, Any]]:
             _, status = await self.get(f"/voice/call/status/{request_id}")
             return status.get("report", {}).get("status") == "ready", status
 
-        status = await poll(ready, limit=limit, what=f"report of {request_id}", interval=0.25)
+        status = await poll(ready, limit=limit, what=f"report of {request_id}", interval=every)
         _, report = await self.get(f"/report/{status['report']['id']}")
         return report
 

@@ -6,6 +6,7 @@ The compose file is parsed; the Dockerfile and .dockerignore are read line by li
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from pathlib import Path
 
 import yaml
@@ -94,3 +95,15 @@ def test_the_rendered_paths_are_the_images_paths():
     assert "VOXCAST_RUNTIME_DIR=/var/lib/voxcast" in DOCKERFILE
     volumes = {service: entry["volumes"] for service, entry in SERVICES.items()}
     assert all("srv:/srv/voxcast" in mounts for mounts in volumes.values())
+
+
+def test_nat_and_trunks_reach_the_renderer_and_the_service_alike():
+    render = SERVICES["render"]["environment"]
+    service = SERVICES["voxcast"]["environment"]
+    for name in ("VOXCAST_SIP_ADDRESS", "VOXCAST_EXTERNAL_ADDRESS", "VOXCAST_LOCAL_NETS",
+                 "VOXCAST_TRUNKS_FILE"):
+        assert render[name] == service[name], name  # the same config whoever renders it
+        assert name.removeprefix("VOXCAST_").lower() in {f.name for f in fields(Settings)}
+    trunks = "./trunks:/etc/voxcast/trunks:ro"
+    assert trunks in SERVICES["render"]["volumes"] and trunks in SERVICES["voxcast"]["volumes"]
+    assert (REPO / "docker/trunks").is_dir()

@@ -3,8 +3,8 @@
 panoramisk does the AMI protocol and reconnects. Two of its habits are wrapped here: it
 reconnects even after we close it (so closing marks it stopped), and it fires coroutine
 callbacks as tasks nobody awaits (so only plain callbacks are registered, which cannot lose an
-error). No action is ever sent besides its own login and ping, so its resending of actions
-after a reconnect cannot repeat anything.
+error). The only actions sent besides its own login and ping are read-only queries (`query`),
+so its resending of actions after a reconnect cannot repeat anything that matters.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from panoramisk import Manager
@@ -45,6 +46,24 @@ class AmiMonitor:
         self.hangups = 0
         self.by_sip_code: Counter[str] = Counter()
         self.by_q850: Counter[str] = Counter()
+        self._listeners: list[tuple[str, Callable[[dict[str, str]], None]]] = []
+        self._login_listeners: list[Callable[[], None]] = []
+
+    def listen(self, event: str, callback: Callable[[dict[str, str]], None]) -> None:
+        """Call `callback` (plain, not a coroutine) with every `event`; before `start`."""
+        self._listeners.append((event, callback))
+
+    def on_login(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after every (re)login: Asterisk may have restarted meanwhile."""
+        self._login_listeners.append(callback)
+
+    async def query(self, action: dict[str, str]) -> list[dict[str, str]]:
+        """A read-only list action (PJSIPShow...): its events, as plain dicts."""
+        manager = self._manager
+        if manager is None or not manager.authenticated:
+            raise ConnectionError("AMI is not connected")
+        answer = await manager.send_action(action)
+        return [dict(message) for message in (answer if isinstance(answer, list) else [answer])]
 
     @property
     def connected(self) -> bool:
@@ -58,6 +77,9 @@ class AmiMonitor:
         manager.register_event("Newchannel", self._on_new_channel)
         manager.register_event("Hangup", self._on_hangup)
         manager.register_event("FullyBooted", self._on_booted)
+        for event, callback in self._listeners:
+            manager.register_event(event, _plain(callback))
+        manager.on_login = self._logged_in
         manager.connect()
         self._manager = manager
 
@@ -71,6 +93,10 @@ class AmiMonitor:
                 "hangups": self.hangups, "by_sip_code": dict(self.by_sip_code),
                 "by_q850_cause": dict(self.by_q850)}
 
+    def _logged_in(self, _manager: Manager) -> None:
+        for callback in self._login_listeners:
+            callback()
+
     def _on_booted(self, _manager: Manager, _event: Any) -> None:
         self.live_channels = 0  # a fresh Asterisk has no channels from before
 
@@ -82,3 +108,10 @@ class AmiMonitor:
         self.hangups += 1
         self.by_sip_code[str(event.get("TechCause") or "none")] += 1
         self.by_q850[str(event.get("Cause") or "0")] += 1
+
+
+def _plain(callback: Callable[[dict[str, str]], None]) -> Callable[[Manager, Any], None]:
+    def handle(_manager: Manager, event: Any) -> None:
+        callback(dict(event))
+
+    return handle

@@ -97,6 +97,10 @@ class AriClient:
             return False
         return True
 
+    async def reload_module(self, module: str) -> None:
+        """Ask Asterisk to reload one module's configuration (e.g. res_pjsip.so)."""
+        await self._request("PUT", f"/asterisk/modules/{module}")
+
     async def channel_ids(self) -> set[str]:
         result = await self._request("GET", "/channels")
         if not isinstance(result, list):

@@ -90,11 +90,13 @@ class CallQueue:
         async with self._reader.connect() as connection:
             rows = await connection.execute(
                 select(*CLAIMED_COLUMNS, *PARENT_COLUMNS, CallRow.setup_time,
-                       CallRow.ring_time, CallRow.connect_time, CallRow.media_server)
+                       CallRow.ring_time, CallRow.connect_time, CallRow.media_server,
+                       CallRow.trunk)
                 .join(BroadcastRow, BroadcastRow.id == CallRow.broadcast_id)
                 .where(CallRow.state.in_(IN_FLIGHT_STATES), CallRow.claimed_by == node_id))
             return [InFlightCall(claimed_call(row, row), utc(row.setup_time),
-                                 utc(row.ring_time), utc(row.connect_time), row.media_server)
+                                 utc(row.ring_time), utc(row.connect_time), row.media_server,
+                                 row.trunk)
                     for row in rows]
 
     async def live_elsewhere(self, node_id: str) -> dict[str, int]:

@@ -40,7 +40,8 @@ MAX_BATCH = 1000  # changes: a full batch commits at once
 
 _SETUP = (update(CallRow).where(CallRow.id == bindparam("call_id"))
           .values(setup_time=bindparam("at", type_=CallRow.setup_time.type),
-                  media_server=bindparam("server", type_=CallRow.media_server.type)))
+                  media_server=bindparam("server", type_=CallRow.media_server.type),
+                  trunk=bindparam("trunk", type_=CallRow.trunk.type)))
 
 _PROGRESS = (update(CallRow).where(CallRow.id == bindparam("call_id"), CallRow.state != "ended")
              .values(state=bindparam("new_state", type_=CallRow.state.type),
@@ -50,7 +51,7 @@ _PROGRESS = (update(CallRow).where(CallRow.id == bindparam("call_id"), CallRow.s
 
 _FINAL_COLUMNS = ("result", "disconnect_time", "ring_time", "connect_time", "sip_code",
                   "sip_text", "sip_code_source", "q850_cause", "q850_text", "hangup_by",
-                  "playback")
+                  "playback", "trunk", "failed_over_from")
 _FINAL = (update(CallRow).where(CallRow.id == bindparam("call_id"), CallRow.state != "ended")
           .values(state="ended", **{
               name: bindparam(f"new_{name}", type_=CallRow.__table__.c[name].type)
@@ -60,11 +61,12 @@ _FINAL = (update(CallRow).where(CallRow.id == bindparam("call_id"), CallRow.stat
 # makes it happen only for the final that actually ends the call.
 _RETRY = insert(CallRow).from_select(
     ["id", "broadcast_id", "position", "attempt", "not_before", "target", "variables",
-     "sounds", "speech", "state", "request_time"],
+     "sounds", "speech", "state", "request_time", "requested_trunk"],
     select(bindparam("retry_id", type_=CallRow.id.type), CallRow.broadcast_id, CallRow.position,
            CallRow.attempt + 1, bindparam("not_before", type_=CallRow.not_before.type),
            CallRow.target, CallRow.variables, CallRow.sounds, CallRow.speech,
-           literal("queued", CallRow.state.type), CallRow.request_time)
+           literal("queued", CallRow.state.type), CallRow.request_time,
+           CallRow.requested_trunk)
     .where(CallRow.id == bindparam("call_id"), CallRow.state != "ended"))
 
 
@@ -111,11 +113,12 @@ class CallWrites:
             self._task.cancel()
             await asyncio.wait({self._task})
 
-    def mark_setup(self, call_id: str, at: datetime,
-                   media_server: str | None = None) -> asyncio.Future[None]:
-        """The originate is about to be sent, through `media_server`: recovery must know it
-        may have been, and where to look for it."""
-        return self._queue(Kind.SETUP, call_id, {"at": at, "server": media_server})
+    def mark_setup(self, call_id: str, at: datetime, media_server: str | None = None,
+                   trunk: str | None = None) -> asyncio.Future[None]:
+        """The originate is about to be sent, through `media_server` (and `trunk`): recovery
+        must know it may have been, where to look for it, and whose limit it counts in."""
+        return self._queue(Kind.SETUP, call_id, {"at": at, "server": media_server,
+                                                 "trunk": trunk})
 
     def save_progress(self, call_id: str, *, state: str, ring_time: datetime | None,
                       connect_time: datetime | None) -> asyncio.Future[None]:

@@ -42,9 +42,11 @@ async def insert_calls(connection: AsyncConnection, broadcast_id: str, at: datet
     while chunk := list(islice(rows, INSERT_CHUNK)):
         # A chunk without variables leaves the column NULL rather than encoding JSON null.
         personal = any(call.variables is not None for _, call in chunk)
+        trunked = any(call.trunk is not None for _, call in chunk)
         await connection.execute(insert(_CALLS).values(**shared), [
             {"id": call.id, "position": position, "target": call.target,
-             **({"variables": call.variables} if personal else {})}
+             **({"variables": call.variables} if personal else {}),
+             **({"requested_trunk": call.trunk} if trunked else {})}
             for position, call in chunk])
 
 

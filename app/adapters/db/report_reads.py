@@ -18,7 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from app.adapters.db.intake import UPLOADING
 from app.adapters.db.rows import SUMMARY_COLUMNS, summary_of, utc
 from app.adapters.db.tables import BroadcastRow, CallRow
-from app.domain.broadcasts import IN_FLIGHT_STATES, BroadcastSummary, CallRecord, Progress
+from app.domain.broadcasts import BroadcastSummary, CallRecord, Progress
 from app.domain.report_query import (
     Cursor,
     RecordFilter,
@@ -35,7 +35,7 @@ _RECORD_COLUMNS = (
     CallRow.ring_time, CallRow.connect_time, CallRow.disconnect_time, CallRow.result,
     CallRow.sip_code, CallRow.sip_text, CallRow.sip_code_source, CallRow.q850_cause,
     CallRow.q850_text, CallRow.hangup_by, CallRow.playback, CallRow.speech,
-    CallRow.media_server,
+    CallRow.media_server, CallRow.trunk, CallRow.failed_over_from,
 )
 
 
@@ -44,15 +44,15 @@ def _record(row: Row[Any], caller: str, broadcast_speech: list[Any] | None) -> C
     for every record, and positions cost a tenth of names."""
     (call_id, broadcast_id, position, attempt, target, state, claimed_by, request_time,
      setup_time, ring_time, connect_time, disconnect_time, result, sip_code, sip_text,
-     sip_code_source, q850_cause, q850_text, hangup_by, playback, speech,
-     media_server) = row[:len(_RECORD_COLUMNS)]
+     sip_code_source, q850_cause, q850_text, hangup_by, playback, speech, media_server,
+     trunk, failed_over_from) = row[:len(_RECORD_COLUMNS)]
     return CallRecord(
         call_id, broadcast_id, position, attempt or 1, target, caller, state, claimed_by,
         request_time if request_time.tzinfo else request_time.replace(tzinfo=UTC),
         utc(setup_time), utc(ring_time), utc(connect_time),
         utc(disconnect_time), result, sip_code, sip_text, sip_code_source, q850_cause,
         q850_text, hangup_by, tuple(playback or ()), tuple(speech or broadcast_speech or ()),
-        media_server)
+        media_server, trunk, tuple(failed_over_from or ()))
 
 
 def _matching(broadcast_id: str, chosen: RecordFilter) -> list[ColumnElement[bool]]:
@@ -109,11 +109,7 @@ class ReportReads:
             result = await connection.execute(
                 select(CallRow.state, func.count())
                 .where(CallRow.broadcast_id == broadcast_id).group_by(CallRow.state))
-            counts = {state: count for state, count in result.tuples()}
-        queued = counts.get("queued", 0)
-        completed = counts.get("ended", 0)
-        in_progress = sum(counts.get(state, 0) for state in IN_FLIGHT_STATES)
-        return Progress(queued + completed + in_progress, queued, in_progress, completed)
+            return Progress.of_states(dict(result.tuples().all()))
 
     async def records(self, broadcast_id: str) -> list[CallRecord]:
         """Every attempt at every recipient, in recipient order."""

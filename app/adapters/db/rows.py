@@ -41,7 +41,7 @@ def unplaced_final(result: str, reason: str, at: datetime) -> dict[str, Any]:
 
 # What a session needs from the call's row to dial it; the rest comes from its broadcast.
 CLAIMED_COLUMNS = (CallRow.id, CallRow.broadcast_id, CallRow.target, CallRow.sounds,
-                   CallRow.attempt)
+                   CallRow.attempt, CallRow.requested_trunk)
 # ... and from the broadcast, named apart from the call's own columns.
 PARENT_COLUMNS = (BroadcastRow.caller, BroadcastRow.sounds.label("shared_sounds"),
                   BroadcastRow.retry)
@@ -51,4 +51,4 @@ def claimed_call(call: Row[Any], parent: Row[Any]) -> ClaimedCall:
     """From a row of CLAIMED_COLUMNS and one of PARENT_COLUMNS (they may be the same row)."""
     return ClaimedCall(call.id, call.broadcast_id, call.target, parent.caller,
                        tuple(call.sounds or parent.shared_sounds or ()), call.attempt,
-                       parent.retry)
+                       parent.retry, call.requested_trunk)

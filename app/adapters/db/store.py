@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from app.adapters.db.api_keys import ApiKeyStore
+from app.adapters.db.broadcast_list import BroadcastListReads
 from app.adapters.db.call_queue import CallQueue
 from app.adapters.db.call_writes import CallWrites
 from app.adapters.db.engine import Engines, create_engines
@@ -27,6 +28,7 @@ class Store:
         self.queue = CallQueue(writer, reader)
         self.calls = CallWrites(writer)
         self.reports = ReportReads(reader)
+        self.broadcasts = BroadcastListReads(reader)
         self.uploads = UploadStore(writer, reader)
         self.keys = ApiKeyStore(writer, reader)
 

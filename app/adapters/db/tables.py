@@ -57,6 +57,11 @@ class CallRow(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # The media server (Asterisk) that placed it; None before it is placed (and in 0.1.0).
     media_server: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The trunk the request named for this recipient (None: routed by prefix); the trunk that
+    # carried the attempt, and those it failed over from ("name: why"), once it ended.
+    requested_trunk: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    trunk: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    failed_over_from: Mapped[list[Any] | None] = mapped_column(nullable=True)
     request_time: Mapped[datetime] = mapped_column()
     setup_time: Mapped[datetime | None] = mapped_column(nullable=True)
     ring_time: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -1,0 +1,1 @@
+"""The dashboard at `/ui`: static files served by the service, talking to its own API."""
