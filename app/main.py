@@ -84,6 +84,7 @@ def create_app(settings: Settings,
     app[IPV6_ENABLED] = bool(settings.sip_address6)
     app[OPERATORS] = frozenset(settings.operator_tenant_names)
     app[LIMITS] = {"max_recipients": settings.max_recipients,
+                   "max_bulk_recipients": settings.max_bulk_recipients,
                    "max_playlist": settings.max_playlist_items,
                    "max_text_chars": settings.max_text_chars}
     app[UPLOAD_LIMIT] = settings.media_max_bytes
@@ -160,6 +161,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     intake = Intake(store.intake, playlist_media, on_accepted=accepted,
                     media_check_seconds=settings.media_check_seconds)
     app[INTAKE] = intake
+    await intake.discard_abandoned_uploads()
     app[SPEECH] = speech
     app[LIBRARY] = library
     app[QUERIES] = ReportQueries(store.reports)

@@ -98,6 +98,7 @@ class Settings:
     drain_timeout: float = 10.0
     # Limits
     max_recipients: int = 100_000
+    max_bulk_recipients: int = 1_000_000  # POST /voice/call/play/bulk
     max_playlist_items: int = 20
     max_body_bytes: int = 16 * 1024 * 1024
     # Media
@@ -194,7 +195,8 @@ def _check(settings: Settings) -> list[str]:
             problems.append(f"VOXCAST_{name.upper()} must be at least 1")
     if settings.calls_per_second <= 0:
         problems.append("VOXCAST_CALLS_PER_SECOND must be above 0")
-    for name in ("max_concurrent_calls", "ring_timeout", "max_recipients", "max_playlist_items",
+    for name in ("max_concurrent_calls", "ring_timeout", "max_recipients",
+                 "max_bulk_recipients", "max_playlist_items",
                  "ari_pool_size", "max_body_bytes", "max_call_seconds", "max_text_chars",
                  "media_cache_bytes", "media_max_bytes"):
         if getattr(settings, name) < 1:

@@ -49,6 +49,7 @@ ERROR_CODES = {
     "too_many_items": 1007, "text_too_long": 1008, "idempotency_conflict": 1409,
     "unauthorized": 1401, "not_ready": 1503, "not_found": 1404, "method_not_allowed": 1405,
     "internal_error": 1500, "missing_variables": 1009, "address_refused": 1010,
+    "report_pending": 1011, "invalid_upload": 1012, "upload_timeout": 1408,
 }
 
 

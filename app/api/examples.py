@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.api.envelope import ERROR_CODES
+from app.api.report_output import CSV_FIELDS, csv_rows, ndjson_lines
 
 REQUEST_ID = "3f0c1e2a-8b4d-4c6e-9f10-2a3b4c5d6e7f"
 REPORT_ID = "9a1e5b7c-2d3f-4a5b-8c6d-7e8f9a0b1c2d"
@@ -78,12 +79,27 @@ BUSY_RECORD: dict[str, Any] = {
 }
 
 ACCEPTED = _envelope(REQUEST_ID)
+BULK_UPLOAD = (
+    '{"from": "acme", "playlist": [{"say": "Hello {name}, this is Acme."}]}\n'
+    '{"to": "sip:123456@192.0.2.10:5060", "variables": {"name": "Alice"}}\n'
+    '{"to": "+15551234567", "variables": {"name": "Bob"}}\n')
+BULK_ACCEPTED = _envelope(REQUEST_ID, recipients=2)
 REQUEST_STATUS = _envelope(REQUEST_ID, report={
     "id": REPORT_ID, "location": REPORT_LOCATION, "status": "pending",
     "progress": PROGRESS_PENDING})
 CALL_STATUS = _envelope(CALL_ID, record=ANSWERED_RECORD)
 REPORT_READY = _envelope(REPORT_ID, report_status="ready", progress=PROGRESS_DONE,
                          records=[ANSWERED_RECORD, BUSY_RECORD], report_request_id=REQUEST_ID)
+REPORT_PAGE = _envelope(REPORT_ID, report_status="ready", progress=PROGRESS_DONE,
+                        next=f"/report/{REPORT_ID}?limit=1&after=0.1",
+                        records=[ANSWERED_RECORD], report_request_id=REQUEST_ID)
+# Built the way the service writes them: every field of every record, in the documented order.
+REPORT_CSV = (",".join(CSV_FIELDS) + "\n"
+              + csv_rows([ANSWERED_RECORD, BUSY_RECORD]).decode())
+REPORT_NDJSON = ndjson_lines([ANSWERED_RECORD, BUSY_RECORD]).decode()
+REPORT_SUMMARY = _envelope(REPORT_ID, report_status="ready", progress=PROGRESS_DONE, summary={
+    "records": 2, "by_result": {"completed": 2}, "by_sip_code": {"200": 1, "486": 1},
+    "answered": 1, "ended": 2, "answer_rate": 0.5, "mean_duration": 3.0})
 REPORT_PENDING = _envelope(REPORT_ID, report_status="pending", progress=PROGRESS_PENDING,
                            records=[], report_request_id=REQUEST_ID)
 BROADCASTS = _envelope("", broadcasts=[
@@ -131,6 +147,24 @@ CURSOR_NOT_FOUND = error(404, "not_found", "after: no request with that id",
 INVALID_LIMIT = error(400, "invalid_request", "limit: must be a whole number from 1 to 100",
                       [{"field": "limit", "message": "must be a whole number from 1 to 100"}])
 REPORT_NOT_FOUND = error(404, "not_found", "no report with that id")
+INVALID_UPLOAD = error(
+    422, "invalid_upload", "line 3: to: must be a SIP URI like sip:alice@192.0.2.10:5060; "
+    "line 9: not a JSON object",
+    [{"field": "line 3: to", "message": "must be a SIP URI like sip:alice@192.0.2.10:5060"},
+     {"field": "line 9", "message": "not a JSON object"}])
+BULK_MEDIA_UNUSABLE = error(
+    422, "media_unusable", "line 1: playlist[0].play: the URL answered 404",
+    [{"field": "line 1: playlist[0].play", "message": "the URL answered 404"}])
+TOO_MANY_IN_UPLOAD = error(400, "too_many_recipients",
+                           "line 1000002: at most 1000000 recipients are allowed in one upload")
+UPLOAD_TIMEOUT = error(408, "upload_timeout",
+                       "the upload took longer than 3600 s; nothing was stored")
+NOT_NDJSON = error(415, "unsupported_media_type",
+                   "send the upload as application/x-ndjson (one JSON object a line)")
+INVALID_QUERY = error(400, "invalid_request", "limit: must be a whole number from 1 to 10000",
+                      [{"field": "limit", "message": "must be a whole number from 1 to 10000"}])
+REPORT_PENDING_EXPORT = error(409, "report_pending",
+                              "the report is not ready: 1 of 2 calls have ended; try again later")
 IDEMPOTENCY_CONFLICT = error(409, "idempotency_conflict",
                              "Idempotency-Key: already used with another body")
 BODY_TOO_LARGE = error(413, "body_too_large", "the request body is too large")

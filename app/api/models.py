@@ -200,33 +200,54 @@ PlaylistItem = Annotated[
 ]
 
 
-class PlayRequest(BaseModel):
-    """`POST /voice/call/play`: many recipients, or the one-recipient form with `to`."""
+def _within_limit(value: list[Any] | None, info: ValidationInfo) -> list[Any] | None:
+    limits = info.context or {}
+    limit = limits.get(f"max_{info.field_name}")
+    # Checked before the items, so a million recipients is refused without parsing them.
+    if isinstance(value, list) and limit is not None and len(value) > limit:
+        kind = LIMIT_ERRORS[str(info.field_name)]
+        raise PydanticCustomError(kind, "at most {limit} {what} are allowed",
+                                  {"limit": limit, "what": info.field_name})
+    return value
+
+
+class BroadcastSettings(BaseModel):
+    """What a broadcast plays and how, without its recipients: the first line of a bulk
+    upload (`POST /voice/call/play/bulk`)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
-    recipients: list[Recipient] | None = None
-    to: SipUri | None = None
     caller: CallerId = Field(validation_alias=AliasChoices("from"), serialization_alias="from")
-    variables: Variables | None = None  # the one-recipient form's variables
-    trunk: TrunkName | None = None  # the one-recipient form's trunk
     playlist: Annotated[list[PlaylistItem], Field(min_length=1)]
     retry: RetryPolicyModel | None = None
     # This request's own webhook: its events are signed with the tenant's secret.
     callback_url: WebhookUrl | None = None
     callback_events: EventTypes | None = None  # default: every event type
 
-    @field_validator("recipients", "playlist", mode="before")
-    @classmethod
-    def _within_limit(cls, value: list[Any] | None, info: ValidationInfo) -> list[Any] | None:
-        limits = info.context or {}
-        limit = limits.get(f"max_{info.field_name}")
-        # Checked before the items, so a million recipients is refused without parsing them.
-        if isinstance(value, list) and limit is not None and len(value) > limit:
-            kind = LIMIT_ERRORS[str(info.field_name)]
-            raise PydanticCustomError(kind, "at most {limit} {what} are allowed",
-                                      {"limit": limit, "what": info.field_name})
-        return value
+    _playlist_limit = field_validator("playlist", mode="before")(_within_limit)
+
+    def needed_variables(self) -> dict[int, frozenset[str]]:
+        """playlist index -> the variables its `say` text uses."""
+        return {index: frozenset(placeholders(item.say))
+                for index, item in enumerate(self.playlist) if isinstance(item, SayItem)}
+
+
+def missing_of(recipient: Recipient, needed: dict[int, frozenset[str]]) -> list[str]:
+    """What this recipient lacks of the variables `needed` (from `needed_variables`)."""
+    given = recipient.variables or {}
+    return [f"misses {name!r}, used by playlist[{index}].say"
+            for index, names in needed.items() for name in sorted(names - given.keys())]
+
+
+class PlayRequest(BroadcastSettings):
+    """`POST /voice/call/play`: many recipients, or the one-recipient form with `to`."""
+
+    recipients: list[Recipient] | None = None
+    to: SipUri | None = None
+    variables: Variables | None = None  # the one-recipient form's variables
+    trunk: TrunkName | None = None  # the one-recipient form's trunk
+
+    _recipients_limit = field_validator("recipients", mode="before")(_within_limit)
 
     @model_validator(mode="after")
     def _one_form(self) -> Self:
@@ -249,16 +270,12 @@ class PlayRequest(BaseModel):
 
     def missing_variables(self) -> list[tuple[str, str]]:
         """(field, message) for every recipient lacking a variable a `say` text uses."""
-        needed = {index: placeholders(item.say) for index, item in enumerate(self.playlist)
-                  if isinstance(item, SayItem)}
-        problems = []
+        needed = self.needed_variables()
+        problems: list[tuple[str, str]] = []
         prefix = "recipients[{}].variables" if self.recipients is not None else "variables"
         for position, recipient in enumerate(self.all_recipients()):
-            given = recipient.variables or {}
-            for index, names in needed.items():
-                for name in sorted(names - given.keys()):
-                    problems.append((prefix.format(position),
-                                     f"misses {name!r}, used by playlist[{index}].say"))
+            problems.extend((prefix.format(position), message)
+                            for message in missing_of(recipient, needed))
             if len(problems) >= 20:
                 break
         return problems

@@ -12,11 +12,13 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from app.api import examples
 from app.api.broadcast_list import DEFAULT_LIMIT, MAX_LIMIT, UUID_PATTERN
 from app.api.models import PlayRequest, WebhookSubscriptionRequest
+from app.api.report_params import MAX_PAGE, MEDIA_TYPES, RESULT_PATTERN, SIP_CODE_PATTERN
 from app.api.responses import RESPONSE_MODELS
 from app.api.webhook_openapi import RESPONSE_MODELS as WEBHOOK_RESPONSE_MODELS
 from app.api.webhook_openapi import webhook_paths
 from app.domain.broadcasts import BROADCAST_STATUSES
 from app.domain.dial_target import SIP_TARGET_PATTERN, TARGET_PATTERN
+from app.domain.report_query import CURSOR_PATTERN
 
 REF = "#/components/schemas/{model}"
 JSON = "application/json"
@@ -170,6 +172,59 @@ _LINKS_FROM_STATUS = {
 }
 
 
+NDJSON = "application/x-ndjson"
+BULK_DESCRIPTION = (
+    "NDJSON, one JSON object a line: line 1 is the broadcast without recipients (`from`, "
+    "`playlist`, `retry`, as in POST /voice/call/play), every further line one recipient "
+    "(`to`, `variables`). Lines are checked and stored a chunk at a time as they arrive, so "
+    "memory stays flat; the broadcast is dialled only once the last line is in. One bad line "
+    "refuses the whole upload and nothing is stored; the answer lists up to 20 problems, each "
+    "naming its line and field. No Idempotency-Key: a refused upload stored nothing, so "
+    "send it again.")
+REPORT_DESCRIPTION = (
+    "`records` stays empty until every call has ended. The answer is streamed from a "
+    "database cursor: parameters are checked and the cursor opened before the status line, "
+    "so errors are proper 4xx/5xx envelopes; a failure after the first byte cuts the "
+    "connection (an incomplete chunked body), never a short document that looks whole. "
+    "Records are in recipient order, then attempt. With `limit`, `next` (and a `Link` "
+    "header) gives the next page's path, keeping the filters. The format is `format`, else "
+    "the `Accept` header (`text/csv`, `application/x-ndjson`), else JSON; CSV and NDJSON "
+    "hold the records only (CSV: one column per documented field, lists and objects as JSON) "
+    "and answer 409 `report_pending` until the report is ready.")
+LINK = {"description": "with `limit` and more records: `<path>; rel=\"next\"`",
+        "schema": {"type": "string"}, "example": f'</report/{examples.REPORT_ID}?limit=1000'
+                                                 f'&after=999.1>; rel="next"'}
+
+
+def _query(name: str, description: str, schema: dict[str, Any], example: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema, "example": example}
+
+
+def _report_parameters(*, paging: bool) -> list[dict[str, Any]]:
+    """The report's filters, and with `paging` its page, cursor and format parameters."""
+    filters = [
+        _query("result", "only these results, comma-separated",
+               {"type": "string", "pattern": RESULT_PATTERN}, "failed,cancelled"),
+        _query("answered", "only answered (true) or unanswered (false) records",
+               {"type": "boolean"}, True),
+        _query("sip_code", "only these SIP codes (`disconnect_cause_code`), comma-separated; "
+                           "`none` for records without one",
+               {"type": "string", "pattern": SIP_CODE_PATTERN}, "486,603"),
+    ]
+    if not paging:
+        return filters
+    return [
+        _query("limit", "at most this many records, and a `next` link",
+               {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, 1000),
+        _query("after", "the cursor from a `next` link: start after that record",
+               {"type": "string", "pattern": CURSOR_PATTERN}, "999.1"),
+        *filters,
+        _query("format", "json (the default), csv or ndjson; overrides `Accept`",
+               {"type": "string", "enum": list(MEDIA_TYPES)}, "csv"),
+    ]
+
+
 _LIST_PARAMETERS: list[dict[str, Any]] = [
     {"name": "status", "in": "query", "required": False,
      "description": ("`queued` (no call dialled yet), `running`, or `ready` (every call "
@@ -238,6 +293,30 @@ def _paths(trunk_names: tuple[str, ...]) -> dict[str, Any]:
                                    "message": "points at a refused address (loopback)"}])),
             },
         }},
+        "/voice/call/play/bulk": {"post": {
+            "operationId": "play_bulk",
+            "summary": "Start a broadcast of up to a million recipients, streamed",
+            "description": BULK_DESCRIPTION,
+            "requestBody": {"required": True, "content": {NDJSON: {
+                "schema": {"type": "string", "format": "binary"},
+                "example": x.BULK_UPLOAD}}},
+            "responses": {
+                "200": {**_json("every recipient is stored", _ref("BulkAccepted"),
+                                x.BULK_ACCEPTED), "links": _LINKS_FROM_PLAY},
+                "400": _error("more recipients than VOXCAST_MAX_BULK_RECIPIENTS (error "
+                              "`too_many_recipients`), or an Idempotency-Key",
+                              x.TOO_MANY_IN_UPLOAD),
+                "401": unauthorized,
+                "408": _error("the upload took too long; error `upload_timeout`",
+                              x.UPLOAD_TIMEOUT),
+                "415": _error("not application/x-ndjson", x.NOT_NDJSON),
+                "422": _json("lines that cannot be used, each named by line and field (error "
+                             "`invalid_upload`), or unusable media (`media_unusable`); "
+                             "nothing is stored", _ref("ErrorBody"),
+                             invalid_upload=x.INVALID_UPLOAD,
+                             media_unusable=x.BULK_MEDIA_UNUSABLE),
+            },
+        }},
         "/voice/call/status/{id}": {"get": {
             "operationId": "status",
             "summary": "A request's progress, or one call's record",
@@ -268,13 +347,42 @@ def _paths(trunk_names: tuple[str, ...]) -> dict[str, Any]:
         }},
         "/report/{report_id}": {"get": {
             "operationId": "report",
-            "summary": "A request's report",
-            "description": "`records` stays empty until every call has ended.",
+            "summary": "A request's report: whole, paged or filtered; JSON, CSV or NDJSON",
+            "description": REPORT_DESCRIPTION,
             "parameters": [_uuid_parameter("report_id", "the report id from the status",
-                                           x.REPORT_ID)],
+                                           x.REPORT_ID), *_report_parameters(paging=True)],
             "responses": {
-                "200": _json("the report", _ref("Report"),
-                             ready=x.REPORT_READY, pending=x.REPORT_PENDING),
+                "200": {"description": "the report, streamed", "headers": {"Link": LINK},
+                        "content": {
+                            JSON: {"schema": _ref("Report"), "examples": {
+                                "ready": {"value": x.REPORT_READY},
+                                "page": {"value": x.REPORT_PAGE},
+                                "pending": {"value": x.REPORT_PENDING}}},
+                            "text/csv": {"schema": {"type": "string"},
+                                         "example": x.REPORT_CSV},
+                            "application/x-ndjson": {"schema": {"type": "string"},
+                                                     "example": x.REPORT_NDJSON}}},
+                "400": _error("a bad query parameter; error `invalid_request`, `details` names it",
+                              x.INVALID_QUERY),
+                "401": unauthorized,
+                "404": _error(not_found, x.REPORT_NOT_FOUND),
+                "409": _error("CSV or NDJSON of a report that is not ready; error "
+                              "`report_pending`", x.REPORT_PENDING_EXPORT),
+            },
+        }},
+        "/report/{report_id}/summary": {"get": {
+            "operationId": "report_summary",
+            "summary": "Totals of a report: by result and SIP code, answered, answer rate, "
+                       "mean duration",
+            "description": ("Counted in the database over every record (each attempt is one), "
+                            "or over those the filters select; available while the report is "
+                            "pending too (unended calls count as `pending`)."),
+            "parameters": [_uuid_parameter("report_id", "the report id from the status",
+                                           x.REPORT_ID), *_report_parameters(paging=False)],
+            "responses": {
+                "200": _json("the totals", _ref("ReportSummary"), x.REPORT_SUMMARY),
+                "400": _error("a bad query parameter; error `invalid_request`, `details` names it",
+                              x.INVALID_QUERY),
                 "401": unauthorized,
                 "404": _error(not_found, x.REPORT_NOT_FOUND),
             },

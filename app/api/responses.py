@@ -89,6 +89,12 @@ class Accepted(Envelope):
     """The broadcast is stored; `request_id` names it."""
 
 
+class BulkAccepted(Envelope):
+    """The upload is stored, every recipient of it; `request_id` names the broadcast."""
+
+    recipients: Count = Field(description="recipients stored")
+
+
 class RequestStatus(Envelope):
     """A request's progress and where its report is."""
 
@@ -106,6 +112,8 @@ class Report(Envelope):
 
     report_status: Literal["pending", "ready"]
     progress: Progress
+    next: str | None = Field(default=None, description=(
+        "only with `limit`: the path of the next page, or null at the end"))
     records: list[CallRecord]
     report_request_id: str = Field(description="the request this report is for")
 
@@ -131,6 +139,30 @@ class BroadcastList(Envelope):
 
     broadcasts: list[ListedBroadcast]
     next: str | None = Field(description="the next page's path and query; null on the last page")
+
+
+class SummaryCounts(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    records: Count = Field(description="records counted (every attempt is one)")
+    by_result: dict[str, Count] = Field(
+        description="records by `result`: completed, failed, cancelled, pending")
+    by_sip_code: dict[str, Count] = Field(
+        description="records by `disconnect_cause_code`; `none` for no SIP code")
+    answered: Count
+    ended: Count = Field(description="records whose call has ended")
+    answer_rate: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        description="answered / ended, 4 decimals; null before any call ended")
+    mean_duration: Annotated[float, Field(ge=0)] | None = Field(
+        description="mean `duration` of the answered records, in seconds; null if none")
+
+
+class ReportSummary(Envelope):
+    """Totals over the report's records (or those the filters select), counted in SQL."""
+
+    report_status: Literal["pending", "ready"]
+    progress: Progress
+    summary: SummaryCounts
 
 
 class Cancelled(Envelope):
@@ -189,7 +221,7 @@ class ErrorBody(BaseModel):
 
 
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
-    Accepted, RequestStatus, CallStatus, Report, BroadcastList, Cancelled, MediaUploaded, Health,
-    Ready, MonitorSnapshot, TrunkStates,
+    Accepted, BulkAccepted, RequestStatus, CallStatus, Report, ReportSummary, BroadcastList,
+    Cancelled, MediaUploaded, Health, Ready, MonitorSnapshot, TrunkStates,
     ErrorBody,
 )

@@ -16,17 +16,20 @@ from app.adapters.db.uploads import UploadStore
 from app.adapters.media.audio_conversion import UnsupportedAudio
 from app.api.auth import OPEN_TENANT, TENANT
 from app.api.broadcast_list import add_broadcast_list_route
+from app.api.bulk_upload import NDJSON_TYPES, BulkUpload
 from app.api.callbacks import callback_of
 from app.api.docs_page import add_docs_routes
 from app.api.envelope import ApiError, not_found, ok, read_json
-from app.api.models import LIMIT_ERROR_NAMES, PlayRequest
+from app.api.models import LIMIT_ERROR_NAMES, BroadcastSettings, PlayRequest, Recipient
 from app.api.openapi import openapi_document
 from app.api.records import call_record, progress_object, report_location
+from app.api.report_resources import add_report_routes
+from app.api.validation import problems_of
 from app.dashboard.page import add_dashboard_routes
 from app.domain.broadcasts import IdempotencyConflict
-from app.domain.dial_target import is_phone_number, route_of
+from app.domain.dial_target import has_ipv6_host, is_phone_number
 from app.services.cancellation import Cancellation
-from app.services.intake import Intake
+from app.services.intake import BULK_UPLOAD_SECONDS, Intake
 from app.services.media_library import MediaLibrary
 from app.services.monitoring import Monitoring
 from app.services.playlist_media import MediaProblem
@@ -49,30 +52,11 @@ OPENAPI = web.AppKey("openapi", dict[str, Any])
 TRUNKS = web.AppKey("trunks", TrunkService)
 
 
-# Parts of pydantic's error locations that name its machinery, not the client's fields.
-_INTERNAL_LOCATIONS = frozenset({"play-item", "say-item", "pause-item",
-                                 "function-after[_sip_uri()]",
-                                 "function-after[_caller_id()]"})
-
-
-def _field_path(location: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in location:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "body"
-
-
 def validation_error(error: ValidationError) -> ApiError:
     """One 400 listing every field at fault; a limit breach names itself in `error`."""
-    details = []
-    name = "invalid_request"
-    for problem in error.errors(include_url=False, include_input=False):
-        location = tuple(part for part in problem["loc"]
-                         if not (isinstance(part, str) and part in _INTERNAL_LOCATIONS))
-        message = problem["msg"].removeprefix("Value error, ")
-        details.append({"field": _field_path(location), "message": message})
-        if problem["type"] in LIMIT_ERROR_NAMES and name == "invalid_request":
-            name = problem["type"]
+    details = [{"field": field, "message": message} for field, message in problems_of(error)]
+    name = next((problem["type"] for problem in error.errors(include_url=False)
+                 if problem["type"] in LIMIT_ERROR_NAMES), "invalid_request")
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
     more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
     return ApiError(400, name, summary + more, details)
@@ -89,10 +73,12 @@ async def submit_play(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "body: must be a JSON object")
+    idempotency = _idempotency(request, body)
     try:
         play = PlayRequest.model_validate(body, context=request.app[LIMITS])
     except ValidationError as error:
         raise validation_error(error) from error
+    del body  # the validated request holds what is needed; 100k parsed recipients go now
     tenant = request[TENANT]
     missing = play.missing_variables()
     if missing:  # well-formed, but these recipients cannot be spoken to: 422, like bad media
@@ -108,13 +94,52 @@ async def submit_play(request: web.Request) -> web.Response:
             caller=play.caller,
             playlist=[item.model_dump(exclude_none=True) for item in play.playlist],
             retry=play.retry.model_dump() if play.retry is not None else None,
-            idempotency=_idempotency(request, body), callback=callback_of(request, play))
+            idempotency=idempotency, callback=callback_of(request, play))
     except MediaProblem as problem:
         raise ApiError(422, "media_unusable", str(problem),
                        [{"field": problem.field, "message": problem.message}]) from problem
     except IdempotencyConflict as conflict:
         raise ApiError(409, "idempotency_conflict", f"Idempotency-Key: {conflict}") from conflict
     return ok({}, request_id=accepted.request_id)
+
+
+async def submit_bulk(request: web.Request) -> web.Response:
+    """`POST /voice/call/play/bulk`: NDJSON, line 1 the broadcast's settings, then one
+    recipient a line, stored a chunk at a time; one bad line refuses the whole upload."""
+    if request.content_type not in NDJSON_TYPES:
+        raise ApiError(415, "unsupported_media_type",
+                       "send the upload as application/x-ndjson (one JSON object a line)")
+    if "Idempotency-Key" in request.headers:
+        raise ApiError(400, "invalid_request",
+                       "Idempotency-Key: not supported for bulk uploads; a refused upload "
+                       "stores nothing, so send it again")
+    upload = BulkUpload(request.content,
+                        max_recipients=request.app[LIMITS]["max_bulk_recipients"],
+                        unreachable=lambda caller, recipient: _route_problem(
+                            request, caller, recipient))
+    try:
+        async with asyncio.timeout(BULK_UPLOAD_SECONDS):
+            settings = await upload.settings()
+            await _check_uploads(request, settings, request[TENANT])
+            accepted = await request.app[INTAKE].submit_stream(
+                tenant=request[TENANT], caller=settings.caller,
+                playlist=[item.model_dump(exclude_none=True) for item in settings.playlist],
+                retry=settings.retry.model_dump() if settings.retry is not None else None,
+                recipients=upload.recipients())
+    except MediaProblem as problem:
+        await upload.finish()
+        raise ApiError(422, "media_unusable", f"line 1: {problem}",
+                       [{"field": f"line 1: {problem.field}",
+                         "message": problem.message}]) from problem
+    except ApiError:
+        await upload.finish()
+        raise
+    except TimeoutError as error:
+        raise ApiError(408, "upload_timeout", f"the upload took longer than "
+                       f"{BULK_UPLOAD_SECONDS} s; nothing was stored") from error
+    finally:
+        await request.app[INTAKE].discard_abandoned_uploads()
+    return ok({"recipients": accepted.recipients}, request_id=accepted.request_id)
 
 
 def _idempotency(request: web.Request, body: dict[str, Any]) -> tuple[str, str] | None:
@@ -128,22 +153,28 @@ def _idempotency(request: web.Request, body: dict[str, Any]) -> tuple[str, str] 
     return key, hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _route_problem(request: web.Request, caller: str,
+                   recipient: Recipient) -> tuple[str, str] | None:
+    """(field, why) this service could not dial an accepted recipient, or None."""
+    target, trunks = recipient.to, request.app[TRUNKS].table
+    if is_phone_number(target):
+        if trunks:
+            return trunks.route_problem(target, recipient.trunk, caller)
+        if not request.app[TRUNK_HOST]:
+            return "to", "phone numbers need a SIP trunk, and none is configured"
+    elif recipient.trunk is not None:
+        return "trunk", "only phone numbers go through a trunk"
+    elif not request.app[IPV6_ENABLED] and has_ipv6_host(target):
+        return "to", "IPv6 addresses are not enabled on this service"
+    return None
+
+
 def _check_reachable(request: web.Request, play: PlayRequest) -> None:
     """Refuse now what this service could not dial: phone numbers no trunk serves (or with a
     caller id it does not allow), IPv6 addresses without IPv6 transports."""
     prefix = "recipients[{}]." if play.recipients is not None else ""
-    trunks = request.app[TRUNKS].table
     for position, recipient in enumerate(play.all_recipients()):
-        target, problem = recipient.to, None
-        if is_phone_number(target):
-            if trunks:
-                problem = trunks.route_problem(target, recipient.trunk, play.caller)
-            elif not request.app[TRUNK_HOST]:
-                problem = "to", "phone numbers need a SIP trunk, and none is configured"
-        elif recipient.trunk is not None:
-            problem = "trunk", "only phone numbers go through a trunk"
-        elif route_of(target).ipv6 and not request.app[IPV6_ENABLED]:
-            problem = "to", "IPv6 addresses are not enabled on this service"
+        problem = _route_problem(request, play.caller, recipient)
         if problem is not None:
             name, message = problem
             field = "from" if name == "from" else prefix.format(position) + name
@@ -151,7 +182,7 @@ def _check_reachable(request: web.Request, play: PlayRequest) -> None:
                            [{"field": field, "message": message}])
 
 
-async def _check_uploads(request: web.Request, play: PlayRequest, tenant: str) -> None:
+async def _check_uploads(request: web.Request, play: BroadcastSettings, tenant: str) -> None:
     """`media:<id>` must name one of the caller's own uploads."""
     store = request.app[UPLOADS]
     for index, item in enumerate(play.playlist):
@@ -180,21 +211,6 @@ async def call_or_request_status(request: web.Request) -> web.Response:
     if call is None:
         raise not_found("request or call")
     return ok({"record": call_record(call)}, request_id=item_id)
-
-
-async def report(request: web.Request) -> web.Response:
-    report_id = _uuid_or_404(request.match_info["report_id"], "report")
-    found = await request.app[QUERIES].report(report_id, request[TENANT])
-    if found is None:
-        raise not_found("report")
-    if not found.progress.finished:
-        return ok({"report_status": "pending", "progress": progress_object(found.progress),
-                   "records": [], "report_request_id": found.broadcast.id},
-                  request_id=report_id)
-    return ok({"report_status": "ready", "progress": progress_object(found.progress),
-               "records": [call_record(call) for call in found.calls],
-               "report_request_id": found.broadcast.id},
-              request_id=report_id)
 
 
 async def upload_media(request: web.Request) -> web.Response:
@@ -277,7 +293,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/voice/call/{request_id:[0-9A-Fa-f-]{32,36}}", cancel)
     app.router.add_post("/media", upload_media)
     app.router.add_post("/voice/call/play", submit_play)
+    app.router.add_post("/voice/call/play/bulk", submit_bulk)
     app.router.add_get("/voice/call/status/{id}", call_or_request_status)
     add_broadcast_list_route(app)
-    app.router.add_get("/report/{report_id}", report)
-    app.router.add_get("/reports/{report_id}", report)
+    add_report_routes(app, QUERIES)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TextIO
@@ -22,11 +21,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from app.api.responses import CallRecord
+from app.api.report_output import CSV_FIELDS, csv_cell
 
 POLL_SECONDS = 0.5
 # The report's field names in the order the API documents them; extra fields follow.
-RECORD_FIELDS = tuple(field.alias or name for name, field in CallRecord.model_fields.items())
+RECORD_FIELDS = CSV_FIELDS
 
 
 async def follow_progress(status_of: Callable[[], Awaitable[dict[str, Any]]],
@@ -100,7 +99,7 @@ def status_table(status: dict[str, Any]) -> Table:
             table.add_row(name, str(value))
         return table
     for name, value in status["record"].items():
-        table.add_row(name, _cell(value))
+        table.add_row(name, csv_cell(value))
     return table
 
 
@@ -123,20 +122,10 @@ def trunk_table(trunks: Iterable[dict[str, Any]]) -> Table:
     return table
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def write_csv(records: list[dict[str, Any]], out: TextIO) -> None:
     """Every field of every record: the documented ones first, lists and objects as JSON."""
     extra = sorted({name for record in records for name in record} - set(RECORD_FIELDS))
     writer = csv.DictWriter(out, fieldnames=[*RECORD_FIELDS, *extra], lineterminator="\n")
     writer.writeheader()
     for record in records:
-        writer.writerow({name: _cell(value) for name, value in record.items()})
+        writer.writerow({name: csv_cell(value) for name, value in record.items()})

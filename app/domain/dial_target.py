@@ -84,9 +84,15 @@ def route_of(uri: str) -> SipRoute:
     if _SIP_URI.fullmatch(uri) is None:
         raise InvalidDialTarget("not a SIP URI")
     scheme, _, rest = uri.partition(":")
-    address, _, transport = rest.partition(";transport=")
+    transport = rest.partition(";transport=")[2]
     protocol = "tls" if scheme == "sips" else (transport or "udp")
-    return SipRoute(protocol, ipv6=address.rpartition("@")[2].startswith("["))
+    return SipRoute(protocol, ipv6=has_ipv6_host(uri))
+
+
+def has_ipv6_host(uri: str) -> bool:
+    """Whether an accepted SIP URI's host is a bracketed IPv6 address (no grammar check: for
+    URIs `normalise_sip_uri` passed)."""
+    return uri.partition(";")[0].partition(":")[2].rpartition("@")[2].startswith("[")
 
 
 def is_phone_number(text: str) -> bool:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from app.adapters.db.report_reads import ReportReads
 from app.domain.broadcasts import BroadcastSummary, CallRecord, Progress
+from app.domain.report_query import Cursor, RecordFilter, RecordWindow, ReportSummary
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,9 +18,14 @@ class BroadcastStatus:
 
 @dataclass(frozen=True, slots=True)
 class Report:
+    """A report's head; its records are read in batches (`ReportQueries.record_batches`)."""
+
     broadcast: BroadcastSummary
     progress: Progress
-    calls: list[CallRecord]
+
+    @property
+    def ready(self) -> bool:
+        return self.progress.finished
 
 
 class ReportQueries:
@@ -32,13 +39,21 @@ class ReportQueries:
         return BroadcastStatus(broadcast, await self._reads.progress(broadcast.id))
 
     async def report(self, report_id: str, tenant: str) -> Report | None:
-        """The report; its calls are loaded only once every call has ended."""
         broadcast = await self._reads.broadcast_by_report(report_id, tenant)
         if broadcast is None:
             return None
-        progress = await self._reads.progress(broadcast.id)
-        calls = await self._reads.records(broadcast.id) if progress.finished else []
-        return Report(broadcast, progress, calls)
+        return Report(broadcast, await self._reads.progress(broadcast.id))
+
+    def record_batches(self, report: Report,
+                       window: RecordWindow) -> AsyncGenerator[list[CallRecord], None]:
+        """The window's records, a batch at a time, from one server-side cursor."""
+        return self._reads.record_batches(report.broadcast.id, window)
+
+    async def next_page(self, report: Report, window: RecordWindow) -> Cursor | None:
+        return await self._reads.page_end(report.broadcast.id, window)
+
+    async def summary(self, report: Report, chosen: RecordFilter) -> ReportSummary:
+        return await self._reads.summary(report.broadcast.id, chosen)
 
     async def call(self, call_id: str, tenant: str) -> CallRecord | None:
         return await self._reads.call(call_id, tenant)

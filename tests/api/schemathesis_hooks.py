@@ -33,3 +33,8 @@ def _on_loopback(url: str) -> str:
     if parts.scheme.lower() in ("http", "https") and parts.netloc:
         return parts._replace(netloc=LOOPBACK).geturl()
     return url
+
+
+# Bulk uploads are NDJSON (one JSON object a line); the schema can only call them bytes, so
+# they are sent as generated, like any binary body.
+schemathesis.serializer.alias("application/x-ndjson", "application/octet-stream")

@@ -172,8 +172,10 @@ def test_call_record_optional_times(document):
 def test_operations_security_and_statuses(document):
     operations = {(path, method): operation for path, method, operation in _operations(document)}
     assert set(operations) == {
-        ("/voice/call/play", "post"), ("/voice/call/status/{id}", "get"),
-        ("/report/{report_id}", "get"), ("/voice/call/{request_id}", "delete"),
+        ("/voice/call/play", "post"), ("/voice/call/play/bulk", "post"),
+        ("/voice/call/status/{id}", "get"),
+        ("/report/{report_id}", "get"), ("/report/{report_id}/summary", "get"),
+        ("/voice/call/{request_id}", "delete"),
         ("/voice/calls", "get"), ("/media", "post"), ("/monitor", "get"), ("/trunks", "get"),
         ("/health", "get"), ("/ready", "get"), ("/openapi.json", "get"), ("/docs", "get"),
         ("/webhooks", "post"), ("/webhooks", "get"), ("/webhooks/{webhook_id}", "delete"),

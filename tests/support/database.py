@@ -43,3 +43,15 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)  # SQLite gives back naive datetimes; we store UTC
+
+
+async def stored_rows(store: Store) -> tuple[int, int]:
+    """(broadcasts, calls) in the store, whatever their state: what an intake left behind."""
+    from sqlalchemy import func, select
+
+    from app.adapters.db.tables import BroadcastRow, CallRow
+
+    async with store.engines.reader.connect() as connection:
+        broadcasts = (await connection.execute(select(func.count(BroadcastRow.id)))).scalar()
+        calls = (await connection.execute(select(func.count(CallRow.id)))).scalar()
+    return int(broadcasts or 0), int(calls or 0)

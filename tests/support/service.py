@@ -72,6 +72,14 @@ class Api:
     async def delete(self, path: str) -> tuple[int, dict[str, Any]]:
         return await self.request("DELETE", path)
 
+    async def text(self, path: str,
+                   headers: Mapping[str, str] | None = None) -> tuple[int, str, str]:
+        """GET a body as text: (status, Content-Type, body), for the CSV and NDJSON exports."""
+        async with self.http.get(self.base + path,
+                                 headers={**self.headers, **(headers or {})}) as response:
+            return response.status, response.headers.get("Content-Type", ""), \
+                await response.text()
+
     async def submit(self, body: object, headers: Mapping[str, str] | None = None) -> str:
         """POST /voice/call/play, which must be accepted; returns the request id."""
         status, answer = await self.post("/voice/call/play", body, headers)

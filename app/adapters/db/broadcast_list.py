@@ -14,6 +14,7 @@ from sqlalchemy import Integer, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.adapters.db.intake import UPLOADING
 from app.adapters.db.rows import SUMMARY_COLUMNS, summary_of
 from app.adapters.db.tables import BroadcastRow, CallRow
 from app.domain.broadcasts import (
@@ -54,7 +55,9 @@ class BroadcastListReads:
     async def page(self, tenant: str, which: BroadcastFilter, limit: int,
                    after: str | None) -> list[ListedBroadcast]:
         """Up to `limit` broadcasts after the one named `after` (newest first)."""
-        conditions: list[ColumnElement[bool]] = [BroadcastRow.tenant == tenant]
+        # A bulk upload still coming in is no broadcast yet.
+        conditions: list[ColumnElement[bool]] = [BroadcastRow.tenant == tenant,
+                                                 BroadcastRow.media_state != UPLOADING]
         if which.created_after is not None:
             conditions.append(BroadcastRow.created_at > which.created_after)
         if which.created_before is not None:

@@ -1,21 +1,31 @@
 """Report reads: a broadcast's summary and progress, its records, and one call's record.
 
 Records come from a server-side cursor in batches (`record_batches`), so a reader never needs a
-whole report in memory; `records` gathers them for callers that want the list.
+whole report in memory; `records` gathers them for callers that want the list. A window
+(`RecordWindow`) selects records by filter, from a cursor, up to a page size, in SQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from datetime import UTC
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.adapters.db.intake import UPLOADING
 from app.adapters.db.rows import SUMMARY_COLUMNS, summary_of, utc
 from app.adapters.db.tables import BroadcastRow, CallRow
 from app.domain.broadcasts import BroadcastSummary, CallRecord, Progress
+from app.domain.report_query import (
+    Cursor,
+    RecordFilter,
+    RecordWindow,
+    ReportSummary,
+    call_duration,
+)
 
 RECORD_BATCH = 1000
 
@@ -30,19 +40,49 @@ _RECORD_COLUMNS = (
 
 
 def _record(row: Row[Any], caller: str, broadcast_speech: list[Any] | None) -> CallRecord:
-    request_time = utc(row.request_time)
-    assert request_time is not None  # noqa: S101 - the column is NOT NULL
+    """A row of _RECORD_COLUMNS as a plain record. Unpacked by position: a report reads this
+    for every record, and positions cost a tenth of names."""
+    (call_id, broadcast_id, position, attempt, target, state, claimed_by, request_time,
+     setup_time, ring_time, connect_time, disconnect_time, result, sip_code, sip_text,
+     sip_code_source, q850_cause, q850_text, hangup_by, playback, speech, media_server,
+     trunk, failed_over_from) = row[:len(_RECORD_COLUMNS)]
     return CallRecord(
-        id=row.id, broadcast_id=row.broadcast_id, position=row.position,
-        attempt=row.attempt or 1, target=row.target, caller=caller, state=row.state,
-        claimed_by=row.claimed_by, request_time=request_time, setup_time=utc(row.setup_time),
-        ring_time=utc(row.ring_time), connect_time=utc(row.connect_time),
-        disconnect_time=utc(row.disconnect_time), result=row.result, sip_code=row.sip_code,
-        sip_text=row.sip_text, sip_code_source=row.sip_code_source,
-        q850_cause=row.q850_cause, q850_text=row.q850_text, hangup_by=row.hangup_by,
-        playback=tuple(row.playback or ()), speech=tuple(row.speech or broadcast_speech or ()),
-        media_server=row.media_server, trunk=row.trunk,
-        failed_over_from=tuple(row.failed_over_from or ()))
+        call_id, broadcast_id, position, attempt or 1, target, caller, state, claimed_by,
+        request_time if request_time.tzinfo else request_time.replace(tzinfo=UTC),
+        utc(setup_time), utc(ring_time), utc(connect_time),
+        utc(disconnect_time), result, sip_code, sip_text, sip_code_source, q850_cause,
+        q850_text, hangup_by, tuple(playback or ()), tuple(speech or broadcast_speech or ()),
+        media_server, trunk, tuple(failed_over_from or ()))
+
+
+def _matching(broadcast_id: str, chosen: RecordFilter) -> list[ColumnElement[bool]]:
+    """The WHERE of a filter: what a record shows, said in columns (see api/records.py)."""
+    where: list[ColumnElement[bool]] = [CallRow.broadcast_id == broadcast_id]
+    if chosen.results is not None:
+        named = sorted(chosen.results - {"pending"})
+        either = [CallRow.result.in_(named)] if named else []
+        if "pending" in chosen.results:
+            either.append(CallRow.result.is_(None))
+        where.append(or_(*either))
+    if chosen.answered is not None:
+        where.append(CallRow.connect_time.is_not(None) if chosen.answered
+                     else CallRow.connect_time.is_(None))
+    if chosen.sip_codes is not None:
+        codes = sorted(code for code in chosen.sip_codes if code is not None)
+        either = [CallRow.sip_code.in_(codes)] if codes else []
+        if None in chosen.sip_codes:
+            either.append(CallRow.sip_code.is_(None))
+        where.append(or_(*either))
+    return where
+
+
+def _within(broadcast_id: str, window: RecordWindow) -> list[ColumnElement[bool]]:
+    where = _matching(broadcast_id, window.filter)
+    if window.after is not None:
+        position, attempt = window.after.position, window.after.attempt
+        where.append(or_(CallRow.position > position,
+                         and_(CallRow.position == position, CallRow.attempt > attempt)))
+    return where
 
 
 async def call_records(connection: AsyncConnection,
@@ -73,7 +113,8 @@ class ReportReads:
                        tenant: str) -> BroadcastSummary | None:
         async with self._reader.connect() as connection:
             row = (await connection.execute(
-                select(*SUMMARY_COLUMNS).where(which, BroadcastRow.tenant == tenant))).first()
+                select(*SUMMARY_COLUMNS).where(which, BroadcastRow.tenant == tenant,
+                                               BroadcastRow.media_state != UPLOADING))).first()
             return None if row is None else summary_of(row)
 
     async def progress(self, broadcast_id: str) -> Progress:
@@ -88,20 +129,69 @@ class ReportReads:
         return [record async for batch in self.record_batches(broadcast_id)
                 for record in batch]
 
-    async def record_batches(self, broadcast_id: str,
-                             size: int = RECORD_BATCH) -> AsyncIterator[list[CallRecord]]:
+    async def record_batches(self, broadcast_id: str, window: RecordWindow | None = None,
+                             size: int = RECORD_BATCH) -> AsyncGenerator[list[CallRecord], None]:
+        """The window's records in order, `size` at a time, from one server-side cursor."""
+        window = window or RecordWindow()
         async with self._reader.connect() as connection:
             parent = (await connection.execute(
                 select(BroadcastRow.caller, BroadcastRow.speech)
                 .where(BroadcastRow.id == broadcast_id))).first()
             if parent is None:
                 return
-            rows = await connection.stream(
-                select(*_RECORD_COLUMNS).where(CallRow.broadcast_id == broadcast_id)
-                .order_by(CallRow.position, CallRow.attempt)
-                .execution_options(yield_per=size))
+            query = (select(*_RECORD_COLUMNS).where(*_within(broadcast_id, window))
+                     .order_by(CallRow.position, CallRow.attempt)
+                     .execution_options(yield_per=size))
+            if window.limit is not None:
+                query = query.limit(window.limit)
+            rows = await connection.stream(query)
             async for batch in rows.partitions():
                 yield [_record(row, parent.caller, parent.speech) for row in batch]
+
+    async def page_end(self, broadcast_id: str, window: RecordWindow) -> Cursor | None:
+        """Where the next page starts when this window (with a limit) leaves records after it;
+        None when it reaches the end. Read before the page itself, so the answer's headers and
+        first bytes can name the next page."""
+        assert window.limit is not None  # noqa: S101 - only pages have a next page
+        async with self._reader.connect() as connection:
+            rows = (await connection.execute(
+                select(CallRow.position, CallRow.attempt).where(*_within(broadcast_id, window))
+                .order_by(CallRow.position, CallRow.attempt)
+                .offset(window.limit - 1).limit(2))).all()
+        return Cursor(rows[0].position, rows[0].attempt) if len(rows) == 2 else None
+
+    async def summary(self, broadcast_id: str, chosen: RecordFilter) -> ReportSummary:
+        """Counts by result and SIP code in SQL; durations added up from a cursor over the
+        answered records with the very rule each record's `duration` follows."""
+        where = _matching(broadcast_id, chosen)
+        answered = CallRow.connect_time.is_not(None)
+        async with self._reader.connect() as connection:
+            groups = (await connection.execute(
+                select(CallRow.result, CallRow.sip_code, answered.label("answered"),
+                       CallRow.state, func.count())
+                .where(*where)
+                .group_by(CallRow.result, CallRow.sip_code, answered, CallRow.state))).all()
+            seconds = 0
+            times = await connection.stream(
+                select(CallRow.connect_time, CallRow.disconnect_time).where(*where, answered)
+                .execution_options(yield_per=RECORD_BATCH))
+            async for batch in times.partitions():
+                seconds += sum(call_duration(utc(row.connect_time), utc(row.disconnect_time))
+                               for row in batch)
+        by_result: dict[str, int] = {}
+        by_sip_code: dict[str, int] = {}
+        answered_count = ended_count = 0
+        for result, sip_code, was_answered, state, count in groups:
+            name = result or "pending"
+            code = "none" if sip_code is None else str(sip_code)
+            by_result[name] = by_result.get(name, 0) + count
+            by_sip_code[code] = by_sip_code.get(code, 0) + count
+            answered_count += count if was_answered else 0
+            ended_count += count if state == "ended" else 0
+        return ReportSummary(
+            records=sum(by_result.values()), by_result=dict(sorted(by_result.items())),
+            by_sip_code=dict(sorted(by_sip_code.items())), answered=answered_count,
+            ended=ended_count, total_answered_seconds=seconds)
 
     async def call(self, call_id: str, tenant: str) -> CallRecord | None:
         async with self._reader.connect() as connection:
