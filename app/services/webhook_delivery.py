@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class DeliveryLimits:
     concurrency: int = 20  # attempts in flight on this node
-    poll_seconds: float = 0.2  # how often to look for new events and due deliveries
+    poll_seconds: float = 1.0  # how often to look for new events and due deliveries
     backoff_scale: float = 1.0  # <1 shrinks the retry schedule (tests)
     timeout: float = 10.0  # per attempt
 
