@@ -32,6 +32,7 @@ from bench.dialing import RING_TIMEOUT, WAV_SECONDS, FarEnd, Side, judge, voxcas
 from tests.support.audio import tone_wav
 from tests.support.media_server import serving_files
 from tests.support.ports import free_sip_port, free_tcp_port, free_udp_range
+from tests.support.server_list import write_server_list
 
 CAPACITY = 300  # live calls: all on the one server, half each on the two
 _VIA_PORT = re.compile(r"SIP/2\.0/UDP 127\.0\.0\.1:(\d+)")
@@ -46,20 +47,6 @@ def _server(root: Path, runtime: Path, rate: float) -> Settings:
         sip_tls_port=free_tcp_port(), ami_port=free_tcp_port(), rtp_start=rtp_start,
         rtp_end=rtp_end, ring_timeout=RING_TIMEOUT, calls_per_second=rate,
         max_concurrent_calls=CAPACITY, media_allow_loopback=True, tts_engines="flite"))
-
-
-def _servers_file(path: Path, servers: list[Settings], capacity: int) -> Path:
-    entries = []
-    for server in servers:
-        layout = layout_of(server)
-        entries.append(
-            f'[[server]]\nname = "{server.instance_name}"\nari_url = "{server.ari_url}"\n'
-            f'ari_user = "{server.ari_user}"\nari_password = "{server.ari_password.value}"\n'
-            f'capacity = {capacity}\nroot = "{layout.root}"\n'
-            f'instance_dir = "{layout.instance_dir}"\n')
-    path.write_text("\n".join(entries))
-    path.chmod(0o600)
-    return path
 
 
 async def one_and_two(calls: int, rate: float) -> tuple[Side, Side, Counter[str]]:
@@ -80,7 +67,7 @@ async def one_and_two(calls: int, rate: float) -> tuple[Side, Side, Counter[str]
                                     [f"sip:one{i}@127.0.0.1:{far_end.port}"
                                      for i in range(calls)], media_url)
             await asyncio.sleep(1.0)
-            listed = _servers_file(runtime / "servers.toml", [first, second], CAPACITY // 2)
+            listed = write_server_list(runtime / "servers.toml", [first, second], CAPACITY // 2)
             two_cpu = await voxcast(first.with_overrides(runtime_dir=runtime / "two",
                                                          media_servers_file=listed),
                                     [f"sip:two{i}@127.0.0.1:{far_end.port}"

@@ -25,6 +25,7 @@ from tests.e2e.test_two_nodes import postgres_url  # noqa: F401 - the fixture
 from tests.support import processes
 from tests.support.pacing import max_overlap
 from tests.support.ports import free_sip_port, free_tcp_port, free_udp_range
+from tests.support.server_list import write_server_list
 from tests.support.service import running_service
 from tests.support.sip_trace import by_user
 
@@ -43,20 +44,6 @@ def _server_settings(media_plane: MediaPlane, name: str) -> Settings:
         rtp_start=rtp_start, rtp_end=rtp_end))
 
 
-def _servers_file(path: Path, servers: list[Settings], capacity: int) -> Path:
-    entries = []
-    for server in servers:
-        layout = layout_of(server)
-        entries.append(
-            f'[[server]]\nname = "{server.instance_name}"\nari_url = "{server.ari_url}"\n'
-            f'ari_user = "{server.ari_user}"\nari_password = "{server.ari_password.value}"\n'
-            f'capacity = {capacity}\nroot = "{layout.root}"\n'
-            f'instance_dir = "{layout.instance_dir}"\n')
-    path.write_text("\n".join(entries))
-    path.chmod(0o600)
-    return path
-
-
 async def test_one_broadcast_over_two_servers_survives_losing_one(
         media_plane: MediaPlane, tmp_path: Path, postgres_url: str) -> None:  # noqa: F811
     users = [f"split{i}" for i in range(60)]
@@ -67,7 +54,7 @@ async def test_one_broadcast_over_two_servers_survives_losing_one(
                      for server in (first, second)]
         for asterisk in asterisks:
             processes.register(asterisk.pid, "asterisk (a media server)")
-        servers_file = _servers_file(tmp_path / "servers.toml", [first, second], capacity=15)
+        servers_file = write_server_list(tmp_path / "servers.toml", [first, second], capacity=15)
         sip_port_of = {first.sip_port: first.instance_name, second.sip_port: second.instance_name}
         # Two nodes: this node's own media library lives in the first server's folder.
         nodes = [first.with_overrides(runtime_dir=tmp_path / node, node_id=node,
